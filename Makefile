@@ -1,0 +1,42 @@
+# The two commands a new user runs are `make run` and `make test`; everything they need is
+# built (and, for the wasm toolchain, installed) on the way.
+
+# Two cores on the reference machines: more jobs only thrash.
+export CARGO_BUILD_JOBS ?= 2
+
+TRELLIS := target/release/trellis
+
+.PHONY: all build host components run test lint fmt bench clean
+
+all: build
+
+## Build the host (release) and every guest component.
+build: host components
+
+host:
+	cargo build --release
+
+## Build every guest component into dist/ (test-only ones into dist/testing/).
+components:
+	./components/build.sh
+
+## Serve the components in dist/ on 127.0.0.1:8080 (admin API on 127.0.0.1:8081).
+run: build
+	$(TRELLIS) serve --components dist --data .trellis
+
+## Build everything and run every test (unit and integration).
+test: components
+	cargo test --release --workspace
+
+## Formatting and lints, as CI runs them.
+lint:
+	cargo fmt --all -- --check
+	cd components && cargo fmt --all -- --check
+	cargo clippy --release --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+	cd components && cargo fmt --all
+
+clean:
+	rm -rf target components/target dist

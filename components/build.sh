@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds every guest component for wasm32-wasip2 and copies them into dist/:
+#   dist/NAME.wasm          the components `make run` serves (crates directly under components/)
+#   dist/testing/NAME.wasm  components that exist only for tests (crates under components/testing/)
+#
+# It uses rustup's wasm32-wasip2 target when installed; otherwise Debian's Rust (rustc-web) building
+# std from source, installing Debian's packages itself when run as root (see ../shared/TOOLCHAIN.md).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+dist="$root/dist"
+target=wasm32-wasip2
+debian_packages=(rustc-web cargo-web rust-web-src rust-web-llvm lld-16 wasi-libc)
+
+have_rustup_target() {
+  command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx "$target"
+}
+
+debian_toolchain_ready() {
+  [[ -x /usr/bin/cargo && -x /usr/bin/rustc && -d /usr/lib/rustlib/src/rust/library \
+     && -x /usr/lib/llvm-16/bin/wasm-ld && -f /usr/lib/wasm32-wasi/libc.a ]] \
+    && /usr/bin/rustc --version | grep -q '^rustc 1\.\(9[6-9]\|[1-9][0-9][0-9]\)'
+}
+
+install_debian_toolchain() {
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "error: no wasm32-wasip2 Rust target found, and not root so cannot install Debian's." >&2
+    echo "  either: rustup target add $target" >&2
+    echo "  or, as root: apt-get install -y ${debian_packages[*]}" >&2
+    exit 1
+  fi
+  echo "==> installing Debian's Rust toolchain for $target: ${debian_packages[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${debian_packages[@]}" >/dev/null
+}
+
+cd "$here"
+if have_rustup_target; then
+  cargo build --release --target "$target"
+else
+  debian_toolchain_ready || install_debian_toolchain
+  debian_toolchain_ready || { echo "error: Debian's Rust toolchain for $target is still incomplete" >&2; exit 1; }
+  PATH=/usr/bin:/usr/lib/llvm-16/bin:$PATH RUSTC_BOOTSTRAP=1 RUSTFLAGS="-L /usr/lib/wasm32-wasi" \
+    /usr/bin/cargo build --release --target "$target" -Zbuild-std=std,panic_abort
+fi
+
+# Copy each cdylib member to dist/, named after its crate (its package name).
+mkdir -p "$dist/testing"
+out="$here/target/$target/release"
+for manifest in */Cargo.toml testing/*/Cargo.toml; do
+  dir=$(dirname "$manifest")
+  grep -q 'cdylib' "$manifest" || continue
+  name=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -n1)
+  dest="$dist"
+  [[ $dir == testing/* ]] && dest="$dist/testing"
+  src="$out/${name//-/_}.wasm"
+  [[ -f $src ]] || { echo "error: $src was not built" >&2; exit 1; }
+  # Copy then rename so a running host watching dist/ never sees a half-written file.
+  cp "$src" "$dest/.$name.wasm.tmp" && mv -f "$dest/.$name.wasm.tmp" "$dest/$name.wasm"
+done
+echo "==> components in $dist: $(cd "$dist" && ls *.wasm | tr '\n' ' ')"

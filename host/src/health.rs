@@ -1,0 +1,84 @@
+//! The host's public health and metrics endpoints: `/health`, `/health/live`,
+//! `/health/ready` and `/metrics`.
+
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::responses::{self, Response};
+use crate::server::App;
+use crate::status;
+
+/// Answers a health or metrics path, or `None` if `path` is not one.
+pub fn handle(app: &App, method: &Method, path: &str) -> Option<Response> {
+    if !matches!(path, "/health" | "/health/live" | "/health/ready" | "/metrics") {
+        return None;
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return Some(responses::error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{path} answers GET only")));
+    }
+    Some(match path {
+        "/health/live" => responses::json(StatusCode::OK, &json!({ "status": "alive" })),
+        "/health/ready" => ready(app),
+        "/health" => health(app),
+        _ => responses::text(StatusCode::OK, "text/plain; version=0.0.4", metrics(app)),
+    })
+}
+
+/// 200 only when every component is loaded and every import resolved; otherwise 503 with why.
+fn ready(app: &App) -> Response {
+    let snapshot = app.registry.snapshot();
+    let mut reasons: Vec<String> = snapshot.failures.values().map(|f| format!("{}: failed to load: {}", f.name, f.error)).collect();
+    for c in snapshot.components.values() {
+        for (interface, why) in status::unresolved(c) {
+            reasons.push(format!("{}: import {interface} unresolved: {why}", c.name));
+        }
+    }
+    if reasons.is_empty() {
+        responses::json(StatusCode::OK, &json!({ "status": "ready" }))
+    } else {
+        responses::json(StatusCode::SERVICE_UNAVAILABLE, &json!({ "status": "not_ready", "reasons": reasons }))
+    }
+}
+
+fn health(app: &App) -> Response {
+    let snapshot = app.registry.snapshot();
+    let components: Vec<_> = snapshot
+        .components
+        .values()
+        .map(|c| {
+            let breakers: Vec<_> = c
+                .links
+                .iter()
+                .filter_map(|l| l.target().map(|t| json!({ "interface": l.interface.full_name, "state": t.breaker.state() })))
+                .collect();
+            json!({
+                "name": &*c.name,
+                "version": c.digest,
+                "state": if status::unresolved(c).is_empty() { "ready" } else { "degraded" },
+                "unresolved_imports": status::unresolved(c).into_iter().map(|(i, _)| i).collect::<Vec<_>>(),
+                "breakers": breakers,
+            })
+        })
+        .collect();
+    let degraded = !snapshot.failures.is_empty() || components.iter().any(|c| c["state"] != "ready");
+    responses::json(
+        StatusCode::OK,
+        &json!({
+            "status": if degraded { "degraded" } else { "ok" },
+            "uptime_seconds": app.started.elapsed().as_secs(),
+            "components": components,
+            "failed": snapshot.failures.values().collect::<Vec<_>>(),
+        }),
+    )
+}
+
+/// A first cut of the Prometheus exposition: loaded components and breaker states.
+fn metrics(app: &App) -> String {
+    let snapshot = app.registry.snapshot();
+    let mut out = String::new();
+    out.push_str("# HELP trellis_components_loaded Components currently loaded.\n# TYPE trellis_components_loaded gauge\n");
+    out.push_str(&format!("trellis_components_loaded {}\n", snapshot.components.len()));
+    out.push_str("# HELP trellis_components_failed Component files that failed to load.\n# TYPE trellis_components_failed gauge\n");
+    out.push_str(&format!("trellis_components_failed {}\n", snapshot.failures.len()));
+    out
+}

@@ -1,0 +1,162 @@
+//! One HTTP request into a component: the body limit, an instance from the pool, the
+//! `wasi:http` handler call in its own task (so the body can stream while the guest writes
+//! it), the deadline, and the mapping of every failure to the host's JSON errors.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+
+use crate::link::{Unavailable, reason};
+use crate::loaded::LoadedComponent;
+use crate::responses::{self, Response};
+use crate::state::{CallContext, DeadlineExceeded};
+
+/// After refusing an oversized body, the host reads and discards up to this much more of it
+/// so the client, still sending, reliably gets the 413 instead of a reset connection.
+pub const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Limits that apply to one request.
+pub struct RequestLimits {
+    pub max_body_bytes: u64,
+    pub timeout: std::time::Duration,
+}
+
+/// Serves `request` with `component`, which must export `wasi:http/incoming-handler`.
+pub async fn serve(
+    component: Arc<LoadedComponent>,
+    request: http::Request<Incoming>,
+    limits: &RequestLimits,
+    correlation_id: Arc<str>,
+) -> Response {
+    let deadline = Instant::now() + limits.timeout;
+    let (mut parts, body) = request.into_parts();
+    let body = match read_body(body, limits.max_body_bytes, content_length(&parts.headers)).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    if !parts.headers.contains_key(header::HOST) && parts.uri.authority().is_none() {
+        parts.headers.insert(header::HOST, HeaderValue::from_static("localhost"));
+    }
+    let body = Full::new(body).map_err(|never: Infallible| -> wasmtime_wasi_http::Error { match never {} });
+    let request = http::Request::from_parts(parts, body);
+
+    let call = CallContext { deadline, depth: 0, correlation_id };
+    let mut warm = match component.checkout(call).await {
+        Ok(warm) => warm,
+        Err(e) => {
+            let message = format!("component '{}' could not be instantiated: {}", component.name, reason(&e));
+            return responses::error(StatusCode::INTERNAL_SERVER_ERROR, "instantiation_failed", message);
+        }
+    };
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let prepared = (|| {
+        let proxy = component.proxy(&mut warm)?;
+        let request = warm.store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+        let out = warm.store.data_mut().http().new_response_outparam(sender)?;
+        wasmtime::Result::Ok((proxy, request, out))
+    })();
+    let (proxy, request, out) = match prepared {
+        Ok(prepared) => prepared,
+        Err(e) => return responses::error(StatusCode::INTERNAL_SERVER_ERROR, "internal", reason(&e)),
+    };
+
+    let owner = component.clone();
+    let task = tokio::spawn(async move {
+        let result = proxy.wasi_http_incoming_handler().call_handle(&mut warm.store, request, out).await;
+        match result {
+            Ok(()) => {
+                owner.checkin(warm);
+                Ok(())
+            }
+            Err(e) => Err((e, warm.store.data().limiter.exceeded)),
+        }
+    });
+
+    match tokio::time::timeout_at(deadline.into(), receiver).await {
+        Ok(Ok(Ok(response))) => response,
+        Ok(Ok(Err(code))) => responses::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "component_error",
+            format!("component '{}' answered with error {code:?}", component.name),
+        ),
+        Ok(Err(_)) => match task.await {
+            Ok(Err((e, out_of_memory))) => failure_response(&component.name, &e, out_of_memory),
+            Ok(Ok(())) => responses::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no_response",
+                format!("component '{}' returned without sending a response", component.name),
+            ),
+            Err(join) => responses::error(StatusCode::INTERNAL_SERVER_ERROR, "internal", join.to_string()),
+        },
+        Err(_) => {
+            task.abort();
+            deadline_response(&component.name)
+        }
+    }
+}
+
+/// The host's answer when a component failed before sending its response.
+fn failure_response(component: &str, error: &wasmtime::Error, out_of_memory: bool) -> Response {
+    if let Some(unavailable) = error.downcast_ref::<Unavailable>() {
+        return responses::error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", unavailable.to_string());
+    }
+    if error.downcast_ref::<DeadlineExceeded>().is_some() {
+        return deadline_response(component);
+    }
+    if out_of_memory {
+        let message = format!("component '{component}' ran out of its memory limit");
+        return responses::error(StatusCode::INTERNAL_SERVER_ERROR, "out_of_memory", message);
+    }
+    tracing::warn!(component, reason = %reason(error), "component trapped");
+    let message = format!("component '{component}' trapped: {}", reason(error));
+    responses::error(StatusCode::INTERNAL_SERVER_ERROR, "component_trapped", message)
+}
+
+fn deadline_response(component: &str) -> Response {
+    let message = format!("component '{component}' did not answer within the request deadline");
+    responses::error(StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded", message)
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// Reads the whole body if it fits in `limit`; otherwise drains what the client still sends
+/// (up to [`DRAIN_LIMIT`]) and answers 413.
+async fn read_body(mut body: Incoming, limit: u64, declared: Option<u64>) -> Result<Bytes, Response> {
+    let too_large = || {
+        let mut response = responses::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than the limit of {limit} bytes"),
+        );
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    };
+    let mut buffer = BytesMut::new();
+    let mut seen: u64 = 0;
+    let mut over = declared.is_some_and(|len| len > limit);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            responses::error(StatusCode::BAD_REQUEST, "bad_body", format!("cannot read the request body: {e}"))
+        })?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len() as u64;
+        over |= seen > limit;
+        if over {
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+            continue;
+        }
+        buffer.extend_from_slice(&data);
+    }
+    if over { Err(too_large()) } else { Ok(buffer.freeze()) }
+}

@@ -1,0 +1,150 @@
+//! One loaded component: its compiled code pre-instantiated once, what discovery found in it,
+//! its links to providers, and its pool of warm instances. Deciding which components are
+//! loaded and how they link is the registry's job; running requests is the server's.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use wasmtime::Store;
+use wasmtime::component::{Component, ComponentExportIndex, Instance, InstancePre};
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyIndices};
+
+use crate::discovery::Description;
+use crate::keyvalue::Namespace;
+use crate::link::Link;
+use crate::router::Route;
+use crate::state::{CallContext, HostState, new_store};
+
+/// An instance ready to run, with the Store it lives in.
+pub struct Warm {
+    pub store: Store<HostState>,
+    pub instance: Instance,
+}
+
+/// Exports by interface name, each with its functions' export indices.
+pub type ExportIndex = HashMap<String, (ComponentExportIndex, HashMap<String, ComponentExportIndex>)>;
+
+/// A component that passed validation, compilation and linking.
+pub struct LoadedComponent {
+    pub name: Arc<str>,
+    pub path: PathBuf,
+    /// A fingerprint of the file's bytes, to tell versions of one component apart.
+    pub digest: String,
+    pub loaded_at: SystemTime,
+    pub description: Description,
+    /// Its imports from other components, one link each.
+    pub links: Vec<Arc<Link>>,
+    pub routes: Vec<Route>,
+    pub exports: ExportIndex,
+    pre: InstancePre<HostState>,
+    proxy: Option<ProxyIndices>,
+    namespace: Namespace,
+    max_memory: usize,
+    pool: InstancePool,
+}
+
+/// Idle instances that finished their last request or call cleanly.
+struct InstancePool {
+    reuse: bool,
+    max_idle: usize,
+    idle: Mutex<Vec<Warm>>,
+}
+
+/// What the loader hands over to make a [`LoadedComponent`].
+pub struct Parts {
+    pub name: Arc<str>,
+    pub path: PathBuf,
+    pub digest: String,
+    pub description: Description,
+    pub links: Vec<Arc<Link>>,
+    pub pre: InstancePre<HostState>,
+    pub namespace: Namespace,
+    pub max_memory: usize,
+    pub reuse: bool,
+    pub max_idle: usize,
+}
+
+impl LoadedComponent {
+    pub fn new(parts: Parts) -> wasmtime::Result<Self> {
+        let proxy = if parts.description.serves_http() { Some(ProxyIndices::new(&parts.pre)?) } else { None };
+        let exports = export_index(parts.pre.component(), &parts.description);
+        Ok(Self {
+            name: parts.name,
+            path: parts.path,
+            digest: parts.digest,
+            loaded_at: SystemTime::now(),
+            description: parts.description,
+            links: parts.links,
+            routes: Vec::new(),
+            exports,
+            pre: parts.pre,
+            proxy,
+            namespace: parts.namespace,
+            max_memory: parts.max_memory,
+            pool: InstancePool { reuse: parts.reuse, max_idle: parts.max_idle, idle: Mutex::new(Vec::new()) },
+        })
+    }
+
+    pub fn serves_http(&self) -> bool {
+        self.proxy.is_some()
+    }
+
+    /// An instance for one request or call: a warm one if any is idle, else a fresh one.
+    pub async fn checkout(&self, call: CallContext) -> wasmtime::Result<Warm> {
+        let idle = self.pool.idle.lock().unwrap().pop();
+        if let Some(mut warm) = idle {
+            let state = warm.store.data_mut();
+            state.call = call;
+            state.limiter.exceeded = false;
+            warm.store.set_epoch_deadline(1);
+            return Ok(warm);
+        }
+        let state = HostState::new(self.name.clone(), self.max_memory, self.namespace.clone(), call);
+        let mut store = new_store(self.pre.engine(), state);
+        let instance = self.pre.instantiate_async(&mut store).await?;
+        Ok(Warm { store, instance })
+    }
+
+    /// Returns an instance that finished cleanly. A trapped instance must never come back here:
+    /// callers drop it instead.
+    pub fn checkin(&self, warm: Warm) {
+        if !self.pool.reuse {
+            return;
+        }
+        let mut idle = self.pool.idle.lock().unwrap();
+        if idle.len() < self.pool.max_idle {
+            idle.push(warm);
+        }
+    }
+
+    /// The `wasi:http` bindings of an instance of this component.
+    pub fn proxy(&self, warm: &mut Warm) -> wasmtime::Result<Proxy> {
+        let indices = self.proxy.as_ref().ok_or_else(|| wasmtime::format_err!("component '{}' does not serve HTTP", self.name))?;
+        indices.load(&mut warm.store, &warm.instance)
+    }
+
+    /// The export index of one function of one exported interface.
+    pub fn export_function(&self, interface: &str, function: &str) -> Option<ComponentExportIndex> {
+        self.exports.get(interface).and_then(|(_, funcs)| funcs.get(function)).copied()
+    }
+
+    pub fn idle_instances(&self) -> usize {
+        self.pool.idle.lock().unwrap().len()
+    }
+}
+
+fn export_index(component: &Component, description: &Description) -> ExportIndex {
+    let mut index = HashMap::new();
+    for export in &description.exports {
+        let Some(interface) = component.get_export_index(None, &export.full_name) else { continue };
+        let funcs = export
+            .functions
+            .iter()
+            .filter_map(|f| Some((f.name.clone(), component.get_export_index(Some(&interface), &f.name)?)))
+            .collect();
+        index.insert(export.full_name.clone(), (interface, funcs));
+    }
+    index
+}

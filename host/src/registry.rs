@@ -1,0 +1,343 @@
+//! The registry of loaded components: loading a file (validate, compile, link, routes),
+//! discovery of who provides each import, and the snapshot that request routing reads.
+//! Writers are serialized; readers get an immutable [`Snapshot`] without locking.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use arc_swap::ArcSwap;
+use wasmtime::component::{Component, Linker, Val};
+
+use crate::breaker::{Breaker, Clock};
+use crate::config::Config;
+use crate::discovery::{Description, ROUTES_INTERFACE};
+use crate::keyvalue::{Namespace, Storage};
+use crate::link::{Link, Target};
+use crate::loaded::{LoadedComponent, Parts};
+use crate::router::{Pattern, Route, Router};
+use crate::state::{CallContext, HostState};
+
+/// How long a component's `routes` export may take when it is loaded.
+const ROUTES_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What every part of the host shares.
+pub struct Shared {
+    pub engine: wasmtime::Engine,
+    pub config: Config,
+    pub storage: Storage,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A file that could not be loaded, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Failure {
+    pub name: String,
+    pub path: PathBuf,
+    pub error: String,
+}
+
+/// What request routing and reports read: immutable, swapped whole on every change.
+#[derive(Default)]
+pub struct Snapshot {
+    pub router: Router,
+    pub components: BTreeMap<String, Arc<LoadedComponent>>,
+    pub failures: BTreeMap<String, Failure>,
+}
+
+pub struct Registry {
+    pub shared: Arc<Shared>,
+    writer: tokio::sync::Mutex<()>,
+    snapshot: ArcSwap<Snapshot>,
+}
+
+/// A component's name: its file name without `.wasm`.
+pub fn component_name(path: &Path) -> Option<String> {
+    let file = path.file_name()?.to_str()?;
+    let name = file.strip_suffix(".wasm")?;
+    (!name.is_empty() && !name.starts_with('.')).then(|| name.to_string())
+}
+
+impl Registry {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared, writer: tokio::sync::Mutex::new(()), snapshot: ArcSwap::from_pointee(Snapshot::default()) }
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Loads every `*.wasm` file directly in `dir`, in name order. A file that fails is
+    /// reported and skipped; the others are served.
+    pub async fn load_dir(&self, dir: &Path) -> anyhow::Result<()> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read the components folder {}", dir.display()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.is_file() && component_name(path).is_some())
+            .collect();
+        files.sort();
+        for path in files {
+            // A failure is logged and recorded in the snapshot; the rest still load.
+            let _ = self.load_file(&path).await;
+        }
+        Ok(())
+    }
+
+    /// Loads (or replaces) the component in `path`. On failure the error is logged and
+    /// recorded, and whatever was serving under that name keeps serving.
+    pub async fn load_file(&self, path: &Path) -> Result<(), String> {
+        let Some(name) = component_name(path) else { return Err(format!("{} is not a .wasm file", path.display())) };
+        let _writer = self.writer.lock().await;
+        let started = Instant::now();
+        let loaded = match self.prepare(&name, path).await {
+            Ok(loaded) => loaded,
+            Err(e) => return Err(self.fail(&name, path, format!("{e:#}"))),
+        };
+        let current = self.snapshot();
+        let mut router = Router::default();
+        for other in current.components.values().filter(|c| *c.name != *name) {
+            router.add(other.routes.clone()).expect("routes already in the table do not conflict");
+        }
+        if let Err(conflict) = router.add(loaded.routes.clone()) {
+            return Err(self.fail(&name, path, conflict));
+        }
+        let loaded = Arc::new(loaded);
+        let mut components = current.components.clone();
+        components.insert(name.clone(), loaded.clone());
+        let mut failures = current.failures.clone();
+        failures.remove(&name);
+        self.resolve(&components);
+        tracing::info!(
+            component = %name,
+            path = %path.display(),
+            routes = loaded.routes.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "component loaded"
+        );
+        self.snapshot.store(Arc::new(Snapshot { router, components, failures }));
+        Ok(())
+    }
+
+    /// Unloads a component: its routes go, and links to what it provided become unresolved.
+    pub async fn remove(&self, name: &str) -> bool {
+        let _writer = self.writer.lock().await;
+        let current = self.snapshot();
+        let mut components = current.components.clone();
+        let mut failures = current.failures.clone();
+        let removed = components.remove(name).is_some() | failures.remove(name).is_some();
+        let mut router = current.router.clone();
+        router.remove(name);
+        self.resolve(&components);
+        self.snapshot.store(Arc::new(Snapshot { router, components, failures }));
+        if removed {
+            tracing::info!(component = name, "component removed");
+        }
+        removed
+    }
+
+    fn fail(&self, name: &str, path: &Path, error: String) -> String {
+        tracing::error!(component = name, path = %path.display(), %error, "component refused");
+        let current = self.snapshot();
+        let mut failures = current.failures.clone();
+        failures.insert(name.to_string(), Failure { name: name.to_string(), path: path.to_path_buf(), error: error.clone() });
+        self.snapshot.store(Arc::new(Snapshot {
+            router: current.router.clone(),
+            components: current.components.clone(),
+            failures,
+        }));
+        error
+    }
+
+    /// Validates, compiles and links one file, and reads its routes.
+    async fn prepare(&self, name: &str, path: &Path) -> anyhow::Result<LoadedComponent> {
+        let shared = &self.shared;
+        let bytes = tokio::fs::read(path).await.with_context(|| format!("cannot read {}", path.display()))?;
+        if wasmparser::Parser::is_core_wasm(&bytes) {
+            bail!("{} is a core WebAssembly module, not a component (build it for wasm32-wasip2, or wrap it with `wasm-tools component new`)", path.display());
+        }
+        if !wasmparser::Parser::is_component(&bytes) {
+            bail!("{} is not a WebAssembly component (it does not start with the component header)", path.display());
+        }
+        let engine = shared.engine.clone();
+        let digest = fingerprint(&bytes);
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await?
+            .map_err(|e| anyhow::anyhow!("{} is not a valid component: {e:#}", path.display()))?;
+        let description = Description::of(&component, &shared.engine);
+        if let Some(other) = description.other_imports.first() {
+            bail!("it imports `{other}`, which is not an interface; Trellis links only interfaces");
+        }
+        let name: Arc<str> = Arc::from(name);
+        let mut links = Vec::new();
+        for import in description.component_imports() {
+            if let Some(why) = import.unlinkable() {
+                bail!("its import {} cannot be linked: {why}", import.full_name);
+            }
+            links.push(Link::new(name.clone(), import.clone(), shared.config.limits.clone(), shared.clock.clone()));
+        }
+        let linker = host_linker(&shared.engine, &links).map_err(anyhow::Error::from)?;
+        let pre = linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("cannot link it: {e:#}"))?;
+        let mut loaded = LoadedComponent::new(Parts {
+            name: name.clone(),
+            path: path.to_path_buf(),
+            digest,
+            description,
+            links,
+            pre,
+            namespace: Namespace::new(shared.storage.clone(), name.clone()),
+            max_memory: shared.config.memory_bytes(&name),
+            reuse: shared.config.limits.instance_reuse,
+            max_idle: shared.config.limits.max_idle_instances,
+        })
+        .map_err(anyhow::Error::from)?;
+        loaded.routes = self.routes_of(&loaded).await?;
+        Ok(loaded)
+    }
+
+    /// The routes a component answers: from the config file if it says so, else those the
+    /// component declares, else `/NAME/{*rest}` for a plain `wasi:http` component.
+    async fn routes_of(&self, loaded: &LoadedComponent) -> anyhow::Result<Vec<Route>> {
+        let name = &*loaded.name;
+        if let Some(specs) = self.shared.config.components.get(name).and_then(|c| c.routes.as_ref()) {
+            return specs.iter().map(|s| Route::parse(s, name).map_err(anyhow::Error::msg)).collect();
+        }
+        if !loaded.serves_http() {
+            return Ok(Vec::new());
+        }
+        if !loaded.description.declares_routes() {
+            return Ok(vec![Route { method: None, pattern: Pattern::prefix(name), component: name.to_string() }]);
+        }
+        let declared = call_routes(loaded).await.with_context(|| format!("its {ROUTES_INTERFACE} export failed"))?;
+        declared
+            .into_iter()
+            .map(|(method, pattern)| {
+                let spec = if method == "*" { pattern } else { format!("{method} {pattern}") };
+                Route::parse(&spec, name).map_err(anyhow::Error::msg)
+            })
+            .collect()
+    }
+
+    /// Points every link at its best provider, or records why there is none. A link whose
+    /// provider did not change keeps its target, and so its breaker's history.
+    fn resolve(&self, components: &BTreeMap<String, Arc<LoadedComponent>>) {
+        for caller in components.values() {
+            for link in &caller.links {
+                match self.choose_provider(link, components) {
+                    Ok((provider, export)) => {
+                        let unchanged = link
+                            .target()
+                            .is_some_and(|t| Arc::ptr_eq(&t.provider, &provider) && t.export == export);
+                        if unchanged {
+                            continue;
+                        }
+                        let breaker = Breaker::new(self.shared.config.breaker.clone(), self.shared.clock.clone());
+                        match Target::new(&link.interface, provider.clone(), &export, breaker) {
+                            Some(target) => {
+                                tracing::info!(caller = &*caller.name, import = %link.interface.full_name, provider = &*provider.name, export, "linked");
+                                link.set_target(target);
+                            }
+                            None => link.clear_target(format!("'{}' lacks a function of {export}", provider.name)),
+                        }
+                    }
+                    Err(why) => {
+                        if link.target().is_some() || link.unresolved_reason().as_deref() != Some(why.as_str()) {
+                            tracing::warn!(caller = &*caller.name, import = %link.interface.full_name, reason = %why, "import unresolved");
+                        }
+                        link.clear_target(why);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The provider of a link's interface: the pinned one if the config names one, else the
+    /// highest compatible version; only providers whose function types match are considered.
+    fn choose_provider(
+        &self,
+        link: &Link,
+        components: &BTreeMap<String, Arc<LoadedComponent>>,
+    ) -> Result<(Arc<LoadedComponent>, String), String> {
+        let wanted = &link.interface;
+        let providers = &self.shared.config.providers;
+        let pinned = providers.get(&wanted.full_name).or_else(|| providers.get(&wanted.name.base));
+        let mut candidates: Vec<_> = components
+            .values()
+            .filter(|p| pinned.is_none_or(|pin| *pin == *p.name))
+            .flat_map(|p| p.description.exports.iter().map(move |e| (p, e)))
+            .filter(|(_, export)| export.name.satisfies(&wanted.name))
+            .collect();
+        candidates.sort_by(|(_, a), (_, b)| b.name.version.cmp(&a.name.version));
+        let mut mismatches = Vec::new();
+        for (provider, export) in candidates {
+            let mismatch = wanted.functions.iter().find_map(|f| match export.function(&f.name) {
+                None => Some(format!("function `{}` is missing", f.name)),
+                Some(provided) => f.mismatch(provided).map(|why| format!("function `{}`: {why}", f.name)),
+            });
+            match mismatch {
+                None => return Ok((provider.clone(), export.full_name.clone())),
+                Some(why) => mismatches.push(format!(
+                    "type mismatch between '{}' (imports {}) and '{}' (exports {}): {why}",
+                    link.caller, wanted.full_name, provider.name, export.full_name
+                )),
+            }
+        }
+        if !mismatches.is_empty() {
+            return Err(mismatches.join("; "));
+        }
+        Err(match pinned {
+            Some(pin) => format!("no loaded component provides {} (pinned to '{pin}')", wanted.full_name),
+            None => format!("no loaded component provides {}", wanted.full_name),
+        })
+    }
+}
+
+/// The linker for one component: WASI, `wasi:http`, the host's own interfaces, and one
+/// forwarding function per function it imports from other components.
+fn host_linker(engine: &wasmtime::Engine, links: &[Arc<Link>]) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    crate::keyvalue::add_to_linker(&mut linker)?;
+    crate::guest_log::add_to_linker(&mut linker)?;
+    for link in links {
+        link.define(&mut linker)?;
+    }
+    Ok(linker)
+}
+
+/// Calls a component's `trellis:http/routes.routes` and reads the (method, pattern) pairs.
+async fn call_routes(loaded: &LoadedComponent) -> anyhow::Result<Vec<(String, String)>> {
+    let export = loaded
+        .description
+        .export_named(ROUTES_INTERFACE)
+        .map(|e| e.full_name.clone())
+        .context("no routes export")?;
+    let index = loaded.export_function(&export, "routes").context("its routes export has no `routes` function")?;
+    let call = CallContext { deadline: Instant::now() + ROUTES_CALL_TIMEOUT, depth: 0, correlation_id: Arc::from("load") };
+    let mut warm = loaded.checkout(call).await.map_err(anyhow::Error::from)?;
+    let func = warm.instance.get_func(&mut warm.store, index).context("routes function missing")?;
+    let mut results = [Val::Bool(false)];
+    func.call_async(&mut warm.store, &[], &mut results).await.map_err(|e| anyhow::anyhow!(crate::link::reason(&e)))?;
+    loaded.checkin(warm);
+    let Val::List(routes) = &results[0] else { bail!("routes returned {:?}, expected a list", results[0]) };
+    routes
+        .iter()
+        .map(|route| match route {
+            Val::Record(fields) => match fields.as_slice() {
+                [(_, Val::String(method)), (_, Val::String(pattern))] => Ok((method.clone(), pattern.clone())),
+                _ => bail!("a route record is not (method, pattern)"),
+            },
+            other => bail!("a route is {other:?}, expected a record"),
+        })
+        .collect()
+}
+
+/// A short fingerprint of a file's bytes (not cryptographic: it tells versions apart).
+fn fingerprint(bytes: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}

@@ -1,0 +1,204 @@
+//! What every integration test needs: the real `trellis` binary started on port 0 against a
+//! folder of real components, and a plain HTTP client to talk to it like a user would.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long a host may take to start and write its addresses: compiling the components
+/// is the slow part, on a loaded two-core machine.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The folder `make components` builds into.
+pub fn dist() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist")
+}
+
+/// A built component, `hello` or `testing/provider`. Fails with a clear message if the
+/// components have not been built.
+pub fn component(name: &str) -> PathBuf {
+    let path = dist().join(format!("{name}.wasm"));
+    assert!(path.is_file(), "{} is missing: run `make components` first (or `make test`)", path.display());
+    path
+}
+
+/// A running `trellis serve`, killed when dropped.
+pub struct Host {
+    pub dir: tempfile::TempDir,
+    pub public: String,
+    pub admin: String,
+    child: Child,
+}
+
+impl Host {
+    /// Starts a host serving copies of the given components (names as for [`component`]).
+    pub fn start(components: &[&str]) -> Host {
+        Self::start_with(components, "")
+    }
+
+    /// Starts a host with a config file holding `config`.
+    pub fn start_with(components: &[&str], config: &str) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("components");
+        std::fs::create_dir(&folder).unwrap();
+        for name in components {
+            let source = component(name);
+            std::fs::copy(&source, folder.join(source.file_name().unwrap())).unwrap();
+        }
+        std::fs::write(dir.path().join("trellis.toml"), config).unwrap();
+        Self::start_in(dir)
+    }
+
+    /// Starts a host on a prepared folder: `dir/components`, `dir/trellis.toml`, `dir/data`.
+    pub fn start_in(dir: tempfile::TempDir) -> Host {
+        let data = dir.path().join("data");
+        let _ = std::fs::remove_file(data.join("listen.addr"));
+        let _ = std::fs::remove_file(data.join("admin.addr"));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("host.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_trellis"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .arg("--components")
+            .arg(dir.path().join("components"))
+            .arg("--data")
+            .arg(&data)
+            .arg("--config")
+            .arg(dir.path().join("trellis.toml"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start trellis");
+        let mut host = Host { dir, public: String::new(), admin: String::new(), child };
+        let started = Instant::now();
+        loop {
+            let public = std::fs::read_to_string(data.join("listen.addr"));
+            let admin = std::fs::read_to_string(data.join("admin.addr"));
+            if let (Ok(public), Ok(admin)) = (public, admin) {
+                host.public = format!("http://{}", public.trim());
+                host.admin = format!("http://{}", admin.trim());
+                return host;
+            }
+            if let Some(status) = host.child.try_wait().unwrap() {
+                panic!("trellis exited with {status} before serving:\n{}", host.log());
+            }
+            assert!(started.elapsed() < START_TIMEOUT, "trellis did not start in time:\n{}", host.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn components_dir(&self) -> PathBuf {
+        self.dir.path().join("components")
+    }
+
+    /// Everything the host wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("host.log")).unwrap_or_default()
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        request("GET", &format!("{}{path}", self.public), None)
+    }
+
+    pub fn admin_get(&self, path: &str) -> Reply {
+        request("GET", &format!("{}{path}", self.admin), None)
+    }
+
+    pub fn send(&self, method: &str, path: &str, json: Option<&Value>) -> Reply {
+        request(method, &format!("{}{path}", self.public), json)
+    }
+
+    /// Kills the host at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the host and starts a new one on the same folders.
+    pub fn restart(mut self) -> Host {
+        self.kill();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Self::start_in(dir)
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An HTTP response as a test looks at it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The `code` of a host or service JSON error.
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap_or_else(|| panic!("not a JSON error: {}", self.body)).to_string()
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+pub fn request(method: &str, url: &str, json: Option<&Value>) -> Reply {
+    let agent = agent();
+    let response = match (method, json) {
+        ("GET", _) => agent.get(url).call(),
+        ("DELETE", _) => agent.delete(url).call(),
+        (method, Some(json)) => agent
+            .run(http::Request::builder().method(method).uri(url).header("content-type", "application/json").body(json.to_string()).unwrap()),
+        (method, None) => agent.run(http::Request::builder().method(method).uri(url).body(String::new()).unwrap()),
+    };
+    let mut response = response.unwrap_or_else(|e| panic!("{method} {url} failed: {e}"));
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_string()))
+        .collect();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    Reply { status, headers, body }
+}
+
+/// Waits until `check` passes, for behaviour that takes effect in the background.
+pub fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A GET with one extra header.
+pub fn request_with_header(url: &str, name: &str, value: &str) -> Reply {
+    let mut response = agent().get(url).header(name, value).call().unwrap_or_else(|e| panic!("GET {url} failed: {e}"));
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_string()))
+        .collect();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    Reply { status, headers, body }
+}
