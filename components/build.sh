@@ -60,4 +60,5 @@ for manifest in */Cargo.toml testing/*/Cargo.toml; do
   # Copy then rename so a running host watching dist/ never sees a half-written file.
   cp "$src" "$dest/.$name.wasm.tmp" && mv -f "$dest/.$name.wasm.tmp" "$dest/$name.wasm"
 done
-echo "==> components in $dist: $(cd "$dist" && ls *.wasm | tr '\n' ' ')"
+echo "==> components in $dist: $(cd "$dist" && ls *.wasm | tr "\n" " ")"
+echo "==> test components in $dist/testing: $(cd "$dist/testing" && ls *.wasm | tr "\n" " ")"

@@ -36,9 +36,11 @@ fn broken_files_are_reported_by_name_and_the_rest_is_served() {
     assert!(log.contains("core-module.wasm is a core WebAssembly module, not a component"), "{log}");
 
     let services = host.admin_get("/_trellis/services").json();
-    let failed: Vec<&str> = services["failed"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    let failed: Vec<&str> =
+        services["failed"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
     assert_eq!(failed, ["core-module", "garbage"]);
-    let loaded: Vec<&str> = services["components"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let loaded: Vec<&str> =
+        services["components"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(loaded, ["hello"], "sub-folders and other files are not loaded");
     assert_eq!(host.get("/inner/").status, 404);
 }

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "trellis", version, about = "Runs microservices as WebAssembly components, discovered from a folder and linked at run time")]
+#[command(
+    name = "trellis",
+    version,
+    about = "Runs microservices as WebAssembly components, discovered from a folder and linked at run time"
+)]
 pub struct Cli {
     /// Log line format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, env = "TRELLIS_LOG_FORMAT")]

@@ -91,10 +91,9 @@ impl Interface {
         if let Some(resource) = self.resources.first() {
             return Some(format!("it defines resource `{resource}`, and resources cannot cross between components"));
         }
-        self.functions
-            .iter()
-            .find(|f| f.params.iter().map(|(_, t)| t).chain(&f.results).any(has_resource))
-            .map(|f| format!("function `{}` passes a resource handle, and resources cannot cross between components", f.name))
+        self.functions.iter().find(|f| f.params.iter().map(|(_, t)| t).chain(&f.results).any(has_resource)).map(|f| {
+            format!("function `{}` passes a resource handle, and resources cannot cross between components", f.name)
+        })
     }
 }
 

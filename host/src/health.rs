@@ -14,7 +14,11 @@ pub fn handle(app: &App, method: &Method, path: &str) -> Option<Response> {
         return None;
     }
     if method != Method::GET && method != Method::HEAD {
-        return Some(responses::error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{path} answers GET only")));
+        return Some(responses::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{path} answers GET only"),
+        ));
     }
     Some(match path {
         "/health/live" => responses::json(StatusCode::OK, &json!({ "status": "alive" })),
@@ -27,7 +31,8 @@ pub fn handle(app: &App, method: &Method, path: &str) -> Option<Response> {
 /// 200 only when every component is loaded and every import resolved; otherwise 503 with why.
 fn ready(app: &App) -> Response {
     let snapshot = app.registry.snapshot();
-    let mut reasons: Vec<String> = snapshot.failures.values().map(|f| format!("{}: failed to load: {}", f.name, f.error)).collect();
+    let mut reasons: Vec<String> =
+        snapshot.failures.values().map(|f| format!("{}: failed to load: {}", f.name, f.error)).collect();
     for c in snapshot.components.values() {
         for (interface, why) in status::unresolved(c) {
             reasons.push(format!("{}: import {interface} unresolved: {why}", c.name));
@@ -49,7 +54,9 @@ fn health(app: &App) -> Response {
             let breakers: Vec<_> = c
                 .links
                 .iter()
-                .filter_map(|l| l.target().map(|t| json!({ "interface": l.interface.full_name, "state": t.breaker.state() })))
+                .filter_map(|l| {
+                    l.target().map(|t| json!({ "interface": l.interface.full_name, "state": t.breaker.state() }))
+                })
                 .collect();
             json!({
                 "name": &*c.name,
@@ -76,7 +83,9 @@ fn health(app: &App) -> Response {
 fn metrics(app: &App) -> String {
     let snapshot = app.registry.snapshot();
     let mut out = String::new();
-    out.push_str("# HELP trellis_components_loaded Components currently loaded.\n# TYPE trellis_components_loaded gauge\n");
+    out.push_str(
+        "# HELP trellis_components_loaded Components currently loaded.\n# TYPE trellis_components_loaded gauge\n",
+    );
     out.push_str(&format!("trellis_components_loaded {}\n", snapshot.components.len()));
     out.push_str("# HELP trellis_components_failed Component files that failed to load.\n# TYPE trellis_components_failed gauge\n");
     out.push_str(&format!("trellis_components_failed {}\n", snapshot.failures.len()));

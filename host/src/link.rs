@@ -68,7 +68,12 @@ pub struct Target {
 
 impl Target {
     /// Points at `provider`'s `export`; `None` if it lacks one of the functions.
-    pub fn new(import: &Interface, provider: Arc<LoadedComponent>, export: &str, breaker: Arc<Breaker>) -> Option<Self> {
+    pub fn new(
+        import: &Interface,
+        provider: Arc<LoadedComponent>,
+        export: &str,
+        breaker: Arc<Breaker>,
+    ) -> Option<Self> {
         let functions =
             import.functions.iter().map(|f| provider.export_function(export, &f.name)).collect::<Option<Vec<_>>>()?;
         Some(Self { provider, export: export.to_string(), functions, breaker })
@@ -130,7 +135,13 @@ impl Link {
 
     /// Forwards one call: breaker permit, a callee instance in its own Store with what is left
     /// of the caller's deadline, the call, and the outcome back to the breaker.
-    async fn call(&self, index: usize, caller: &CallContext, params: &[Val], results: &mut [Val]) -> Result<(), CallFailure> {
+    async fn call(
+        &self,
+        index: usize,
+        caller: &CallContext,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> Result<(), CallFailure> {
         let Some(target) = self.target() else {
             return Err(CallFailure::Missing(self.unresolved.lock().unwrap().clone()));
         };
@@ -142,13 +153,12 @@ impl Link {
         let deadline = caller.deadline.min(Instant::now() + self.limits.call_timeout);
         let call = CallContext { deadline, depth: caller.depth + 1, correlation_id: caller.correlation_id.clone() };
         let result = async {
-            let mut warm = provider.checkout(call).await.map_err(|e| CallFailure::Instantiation {
-                provider: provider.name.to_string(),
-                reason: reason(&e),
-            })?;
-            let func = warm.instance.get_func(&mut warm.store, target.functions[index]).ok_or_else(|| CallFailure::Trap {
-                provider: provider.name.to_string(),
-                reason: "export disappeared".into(),
+            let mut warm = provider
+                .checkout(call)
+                .await
+                .map_err(|e| CallFailure::Instantiation { provider: provider.name.to_string(), reason: reason(&e) })?;
+            let func = warm.instance.get_func(&mut warm.store, target.functions[index]).ok_or_else(|| {
+                CallFailure::Trap { provider: provider.name.to_string(), reason: "export disappeared".into() }
             })?;
             match tokio::time::timeout_at(deadline.into(), func.call_async(&mut warm.store, params, results)).await {
                 Ok(Ok(())) => {

@@ -121,7 +121,10 @@ impl LoadedComponent {
 
     /// The `wasi:http` bindings of an instance of this component.
     pub fn proxy(&self, warm: &mut Warm) -> wasmtime::Result<Proxy> {
-        let indices = self.proxy.as_ref().ok_or_else(|| wasmtime::format_err!("component '{}' does not serve HTTP", self.name))?;
+        let indices = self
+            .proxy
+            .as_ref()
+            .ok_or_else(|| wasmtime::format_err!("component '{}' does not serve HTTP", self.name))?;
         indices.load(&mut warm.store, &warm.instance)
     }
 

@@ -141,7 +141,10 @@ impl Registry {
         tracing::error!(component = name, path = %path.display(), %error, "component refused");
         let current = self.snapshot();
         let mut failures = current.failures.clone();
-        failures.insert(name.to_string(), Failure { name: name.to_string(), path: path.to_path_buf(), error: error.clone() });
+        failures.insert(
+            name.to_string(),
+            Failure { name: name.to_string(), path: path.to_path_buf(), error: error.clone() },
+        );
         self.snapshot.store(Arc::new(Snapshot {
             router: current.router.clone(),
             components: current.components.clone(),
@@ -155,7 +158,10 @@ impl Registry {
         let shared = &self.shared;
         let bytes = tokio::fs::read(path).await.with_context(|| format!("cannot read {}", path.display()))?;
         if wasmparser::Parser::is_core_wasm(&bytes) {
-            bail!("{} is a core WebAssembly module, not a component (build it for wasm32-wasip2, or wrap it with `wasm-tools component new`)", path.display());
+            bail!(
+                "{} is a core WebAssembly module, not a component (build it for wasm32-wasip2, or wrap it with `wasm-tools component new`)",
+                path.display()
+            );
         }
         if !wasmparser::Parser::is_component(&bytes) {
             bail!("{} is not a WebAssembly component (it does not start with the component header)", path.display());
@@ -226,9 +232,8 @@ impl Registry {
             for link in &caller.links {
                 match self.choose_provider(link, components) {
                     Ok((provider, export)) => {
-                        let unchanged = link
-                            .target()
-                            .is_some_and(|t| Arc::ptr_eq(&t.provider, &provider) && t.export == export);
+                        let unchanged =
+                            link.target().is_some_and(|t| Arc::ptr_eq(&t.provider, &provider) && t.export == export);
                         if unchanged {
                             continue;
                         }
@@ -309,13 +314,11 @@ fn host_linker(engine: &wasmtime::Engine, links: &[Arc<Link>]) -> wasmtime::Resu
 
 /// Calls a component's `trellis:http/routes.routes` and reads the (method, pattern) pairs.
 async fn call_routes(loaded: &LoadedComponent) -> anyhow::Result<Vec<(String, String)>> {
-    let export = loaded
-        .description
-        .export_named(ROUTES_INTERFACE)
-        .map(|e| e.full_name.clone())
-        .context("no routes export")?;
+    let export =
+        loaded.description.export_named(ROUTES_INTERFACE).map(|e| e.full_name.clone()).context("no routes export")?;
     let index = loaded.export_function(&export, "routes").context("its routes export has no `routes` function")?;
-    let call = CallContext { deadline: Instant::now() + ROUTES_CALL_TIMEOUT, depth: 0, correlation_id: Arc::from("load") };
+    let call =
+        CallContext { deadline: Instant::now() + ROUTES_CALL_TIMEOUT, depth: 0, correlation_id: Arc::from("load") };
     let mut warm = loaded.checkout(call).await.map_err(anyhow::Error::from)?;
     let func = warm.instance.get_func(&mut warm.store, index).context("routes function missing")?;
     let mut results = [Val::Bool(false)];

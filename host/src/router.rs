@@ -279,7 +279,10 @@ mod tests {
     #[test]
     fn a_known_path_with_an_unknown_method_is_405_with_the_allowed_methods() {
         let r = router(&[("users", "GET /users/{id}"), ("users2", "DELETE /users/{id}")]);
-        assert_eq!(r.lookup(&Method::PATCH, "/users/1"), Lookup::MethodNotAllowed { allowed: vec![Method::GET, Method::DELETE] });
+        assert_eq!(
+            r.lookup(&Method::PATCH, "/users/1"),
+            Lookup::MethodNotAllowed { allowed: vec![Method::GET, Method::DELETE] }
+        );
         assert_eq!(found(&r, Method::HEAD, "/users/1"), Some("users"));
     }
 

@@ -25,15 +25,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => Config::load(path, true)?,
         None => Config::load(Path::new(DEFAULT_CONFIG), false)?,
     };
-    std::fs::create_dir_all(&args.data).with_context(|| format!("cannot create the data folder {}", args.data.display()))?;
-    let max_memory = config.components.keys().map(|c| config.memory_bytes(c)).chain([config.memory_bytes("")]).max().unwrap_or(0);
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("cannot create the data folder {}", args.data.display()))?;
+    let max_memory =
+        config.components.keys().map(|c| config.memory_bytes(c)).chain([config.memory_bytes("")]).max().unwrap_or(0);
     let runtime = Runtime::new(max_memory, &args.data.join("cache"))?;
     let storage = Storage::open(&args.data.join("store.redb")).context("cannot open the storage")?;
     let shared = Arc::new(Shared { engine: runtime.engine.clone(), config, storage, clock: Arc::new(SystemClock) });
     let app = Arc::new(App { registry: Registry::new(shared), started: Instant::now() });
 
     let public = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
-    let admin = TcpListener::bind(args.admin_listen).await.with_context(|| format!("cannot listen on {}", args.admin_listen))?;
+    let admin = TcpListener::bind(args.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.admin_listen))?;
     app.registry.load_dir(&args.components).await?;
     let (public_addr, admin_addr) = (public.local_addr()?, admin.local_addr()?);
     write_addr(&args.data.join("listen.addr"), &public_addr.to_string())?;

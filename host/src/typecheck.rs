@@ -44,7 +44,11 @@ impl Signature {
     /// Why a provider's function cannot serve a caller that expects `self`, if it cannot.
     pub fn mismatch(&self, provided: &Signature) -> Option<String> {
         if self.params.len() != provided.params.len() {
-            return Some(format!("expects {} parameters, the provider takes {}", self.params.len(), provided.params.len()));
+            return Some(format!(
+                "expects {} parameters, the provider takes {}",
+                self.params.len(),
+                provided.params.len()
+            ));
         }
         for ((name, want), (_, have)) in self.params.iter().zip(&provided.params) {
             if let Some(why) = difference(want, have) {

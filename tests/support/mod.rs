@@ -166,17 +166,20 @@ pub fn request(method: &str, url: &str, json: Option<&Value>) -> Reply {
     let response = match (method, json) {
         ("GET", _) => agent.get(url).call(),
         ("DELETE", _) => agent.delete(url).call(),
-        (method, Some(json)) => agent
-            .run(http::Request::builder().method(method).uri(url).header("content-type", "application/json").body(json.to_string()).unwrap()),
+        (method, Some(json)) => agent.run(
+            http::Request::builder()
+                .method(method)
+                .uri(url)
+                .header("content-type", "application/json")
+                .body(json.to_string())
+                .unwrap(),
+        ),
         (method, None) => agent.run(http::Request::builder().method(method).uri(url).body(String::new()).unwrap()),
     };
     let mut response = response.unwrap_or_else(|e| panic!("{method} {url} failed: {e}"));
     let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_string()))
-        .collect();
+    let headers =
+        response.headers().iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_string())).collect();
     let body = response.body_mut().read_to_string().unwrap_or_default();
     Reply { status, headers, body }
 }
@@ -194,11 +197,8 @@ pub fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool
 pub fn request_with_header(url: &str, name: &str, value: &str) -> Reply {
     let mut response = agent().get(url).header(name, value).call().unwrap_or_else(|e| panic!("GET {url} failed: {e}"));
     let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_string()))
-        .collect();
+    let headers =
+        response.headers().iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_string())).collect();
     let body = response.body_mut().read_to_string().unwrap_or_default();
     Reply { status, headers, body }
 }

@@ -132,7 +132,10 @@ impl Breaker {
         let trial = match &mut inner.state {
             State::Closed | State::ForcedClosed => false,
             State::Open { until } => {
-                return Err(Rejected { state: StateName::Open, retry_after: Some(until.saturating_duration_since(now)) });
+                return Err(Rejected {
+                    state: StateName::Open,
+                    retry_after: Some(until.saturating_duration_since(now)),
+                });
             }
             State::ForcedOpen => return Err(Rejected { state: StateName::ForcedOpen, retry_after: None }),
             State::HalfOpen { since, issued, .. } => {

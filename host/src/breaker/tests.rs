@@ -103,7 +103,8 @@ fn time_window_forgets_calls_older_than_its_span() {
 
 #[test]
 fn slow_calls_open_it_even_when_they_succeed() {
-    let config = BreakerConfig { slow_call_duration: Duration::from_millis(100), slow_call_rate_threshold: 0.6, ..quiet() };
+    let config =
+        BreakerConfig { slow_call_duration: Duration::from_millis(100), slow_call_rate_threshold: 0.6, ..quiet() };
     let (b, clock) = breaker(config);
     for _ in 0..5 {
         let permit = b.try_acquire().unwrap();

@@ -36,11 +36,7 @@ impl Totals {
 }
 
 fn ratio(part: u32, whole: u32) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        f64::from(part) / f64::from(whole)
-    }
+    if whole == 0 { 0.0 } else { f64::from(part) / f64::from(whole) }
 }
 
 /// Which kind of window a breaker keeps.
@@ -100,11 +96,7 @@ pub struct CountWindow {
 
 impl CountWindow {
     fn new(size: usize) -> Self {
-        Self {
-            size,
-            samples: VecDeque::with_capacity(size),
-            totals: Totals::default(),
-        }
+        Self { size, samples: VecDeque::with_capacity(size), totals: Totals::default() }
     }
 
     fn record(&mut self, sample: Sample) {
@@ -132,11 +124,7 @@ pub struct TimeWindow {
 
 impl TimeWindow {
     fn new(seconds: u32) -> Self {
-        Self {
-            seconds,
-            origin: None,
-            buckets: VecDeque::new(),
-        }
+        Self { seconds, origin: None, buckets: VecDeque::new() }
     }
 
     fn second(&mut self, now: Instant) -> u64 {

@@ -26,7 +26,14 @@ macro_rules! from_redb {
         }
     )*};
 }
-from_redb!(redb::Error, redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+from_redb!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
 
 /// Where one bucket of one component lives.
 #[derive(Debug, Clone, Copy)]

@@ -46,9 +46,10 @@ impl Namespace {
         op: impl FnOnce(&Storage, Scope) -> Result<R, StorageError> + Send + 'static,
     ) -> Result<R, store::Error> {
         let (storage, namespace) = (self.storage.clone(), self.name.clone());
-        let joined = tokio::task::spawn_blocking(move || op(&storage, Scope { namespace: &namespace, bucket: &bucket }))
-            .await
-            .map_err(|e| store::Error::Other(format!("storage task failed: {e}")))?;
+        let joined =
+            tokio::task::spawn_blocking(move || op(&storage, Scope { namespace: &namespace, bucket: &bucket }))
+                .await
+                .map_err(|e| store::Error::Other(format!("storage task failed: {e}")))?;
         joined.map_err(|e| store::Error::Other(e.to_string()))
     }
 }
@@ -109,7 +110,8 @@ impl atomics::Host for HostState {
     async fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> wasmtime::Result<Result<(), atomics::CasError>> {
         let Cas { bucket, key, current } = self.table().delete(cas)?;
         let (bucket_for_retry, key_for_retry) = (bucket.clone(), key.clone());
-        let swapped = self.kv.run(bucket, move |s, scope| s.compare_and_swap(scope, &key, current.as_deref(), &value)).await;
+        let swapped =
+            self.kv.run(bucket, move |s, scope| s.compare_and_swap(scope, &key, current.as_deref(), &value)).await;
         Ok(match swapped {
             Ok(Swap::Done) => Ok(()),
             Ok(Swap::Changed(now)) => {
@@ -142,7 +144,11 @@ impl atomics::HostCas for HostState {
 }
 
 impl batch::Host for HostState {
-    async fn get_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Answer<Vec<Option<(String, Vec<u8>)>>> {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Answer<Vec<Option<(String, Vec<u8>)>>> {
         let name = self.bucket_name(&bucket)?;
         let found = self
             .kv

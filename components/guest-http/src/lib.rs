@@ -1,0 +1,158 @@
+//! The HTTP plumbing every guest component shares: a `wasi:http` request read whole into a
+//! plain struct, and a response written back in one go, with the JSON error shape every
+//! Trellis service uses (`{"error": {"code", "message"}}`). Routing and business logic stay
+//! in each component.
+
+use wasip2::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use wasip2::io::streams::StreamError;
+
+/// Bytes written per call: the most `blocking-write-and-flush` accepts at once.
+const WRITE_CHUNK: usize = 4096;
+
+/// A request, read whole.
+#[derive(Debug)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// Reads the request and its body. The host has already enforced the body size limit.
+    pub fn read(incoming: &IncomingRequest) -> Result<Self, Response> {
+        let method = match incoming.method() {
+            Method::Get => "GET".to_string(),
+            Method::Head => "HEAD".to_string(),
+            Method::Post => "POST".to_string(),
+            Method::Put => "PUT".to_string(),
+            Method::Delete => "DELETE".to_string(),
+            Method::Patch => "PATCH".to_string(),
+            Method::Options => "OPTIONS".to_string(),
+            Method::Connect => "CONNECT".to_string(),
+            Method::Trace => "TRACE".to_string(),
+            Method::Other(other) => other,
+        };
+        let target = incoming.path_with_query().unwrap_or_else(|| "/".to_string());
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path.to_string(), query.to_string()),
+            None => (target, String::new()),
+        };
+        let headers = incoming.headers().entries();
+        let body = read_body(incoming).map_err(|e| Response::error(400, "bad_body", &e))?;
+        Ok(Self { method, path, query, headers, body })
+    }
+
+    /// The path split into its non-empty segments.
+    pub fn segments(&self) -> Vec<&str> {
+        self.path.split('/').filter(|s| !s.is_empty()).collect()
+    }
+
+    /// The first value of a query parameter (not percent-decoded: ours are numbers and words).
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    /// The first value of a header, as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| String::from_utf8(v.clone()).ok())
+    }
+
+    /// The body parsed as JSON, insisting on `application/json` (400 otherwise).
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Response> {
+        let content_type = self.header("content-type").unwrap_or_default();
+        let media_type = content_type.split(';').next().unwrap_or_default().trim();
+        if !media_type.eq_ignore_ascii_case("application/json") {
+            let message = format!("the body must be application/json, not {:?}", content_type);
+            return Err(Response::error(400, "unsupported_content_type", &message));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Response::error(400, "malformed_json", &format!("the body is not valid JSON for this request: {e}"))
+        })
+    }
+}
+
+fn read_body(incoming: &IncomingRequest) -> Result<Vec<u8>, String> {
+    let body = incoming.consume().map_err(|()| "the request body was already taken".to_string())?;
+    let mut bytes = Vec::new();
+    {
+        let stream = body.stream().map_err(|()| "the request body stream was already taken".to_string())?;
+        loop {
+            match stream.blocking_read(64 * 1024) {
+                Ok(chunk) => bytes.extend_from_slice(&chunk),
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(e)) => return Err(e.to_debug_string()),
+            }
+        }
+    }
+    drop(body);
+    Ok(bytes)
+}
+
+/// A response, written whole.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json(status: u16, value: &serde_json::Value) -> Self {
+        Self { status, content_type: "application/json", body: value.to_string().into_bytes() }
+    }
+
+    pub fn text(status: u16, text: impl Into<String>) -> Self {
+        Self { status, content_type: "text/plain; charset=utf-8", body: text.into().into_bytes() }
+    }
+
+    /// 204 with no body.
+    pub fn empty() -> Self {
+        Self { status: 204, content_type: "text/plain", body: Vec::new() }
+    }
+
+    /// `{"error": {"code": code, "message": message}}`.
+    pub fn error(status: u16, code: &str, message: &str) -> Self {
+        Self::json(status, &serde_json::json!({ "error": { "code": code, "message": message } }))
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::error(404, "not_found", what)
+    }
+
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        Self::error(405, "method_not_allowed", &format!("{method} is not allowed on {path}"))
+    }
+
+    /// Sends the response through the outparam.
+    pub fn send(self, out: ResponseOutparam) {
+        let headers = Fields::new();
+        let _ = headers.set("content-type", &[self.content_type.as_bytes().to_vec()]);
+        let _ = headers.set("content-length", &[self.body.len().to_string().into_bytes()]);
+        let response = OutgoingResponse::new(headers);
+        let _ = response.set_status_code(self.status);
+        let Ok(body) = response.body() else { return };
+        ResponseOutparam::set(out, Ok(response));
+        let Ok(stream) = body.write() else { return };
+        for chunk in self.body.chunks(WRITE_CHUNK) {
+            if stream.blocking_write_and_flush(chunk).is_err() {
+                return;
+            }
+        }
+        drop(stream);
+        let _ = OutgoingBody::finish(body, None);
+    }
+}
+
+/// Serves one request with `handler`, turning a rejected request into its error response.
+pub fn serve(incoming: IncomingRequest, out: ResponseOutparam, handler: impl FnOnce(Request) -> Response) {
+    let response = match Request::read(&incoming) {
+        Ok(request) => handler(request),
+        Err(response) => response,
+    };
+    response.send(out);
+}
