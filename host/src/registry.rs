@@ -82,6 +82,13 @@ impl Registry {
             // A failure is logged and recorded in the snapshot; the rest still load.
             let _ = self.load_file(&path).await;
         }
+        for component in self.snapshot().components.values() {
+            for link in &component.links {
+                if let Some(why) = link.unresolved_reason() {
+                    tracing::warn!(caller = &*component.name, import = %link.interface.full_name, reason = %why, "import unresolved");
+                }
+            }
+        }
         Ok(())
     }
 

@@ -162,21 +162,24 @@ fn agent() -> ureq::Agent {
 }
 
 pub fn request(method: &str, url: &str, json: Option<&Value>) -> Reply {
-    let agent = agent();
-    let response = match (method, json) {
-        ("GET", _) => agent.get(url).call(),
-        ("DELETE", _) => agent.delete(url).call(),
-        (method, Some(json)) => agent.run(
-            http::Request::builder()
-                .method(method)
-                .uri(url)
-                .header("content-type", "application/json")
-                .body(json.to_string())
-                .unwrap(),
-        ),
-        (method, None) => agent.run(http::Request::builder().method(method).uri(url).body(String::new()).unwrap()),
-    };
-    let mut response = response.unwrap_or_else(|e| panic!("{method} {url} failed: {e}"));
+    let builder = http::Request::builder().method(method).uri(url);
+    match json {
+        Some(json) => {
+            send(builder.header("content-type", "application/json").body(json.to_string().into_bytes()).unwrap())
+        }
+        None => send(builder.body(Vec::new()).unwrap()),
+    }
+}
+
+/// A GET with one extra header.
+pub fn request_with_header(url: &str, name: &str, value: &str) -> Reply {
+    send(http::Request::builder().uri(url).header(name, value).body(Vec::new()).unwrap())
+}
+
+/// Sends any request and reads the whole reply.
+pub fn send(request: http::Request<Vec<u8>>) -> Reply {
+    let (method, url) = (request.method().clone(), request.uri().clone());
+    let mut response = agent().run(request).unwrap_or_else(|e| panic!("{method} {url} failed: {e}"));
     let status = response.status().as_u16();
     let headers =
         response.headers().iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_string())).collect();
@@ -191,14 +194,4 @@ pub fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool
         assert!(started.elapsed() < timeout, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// A GET with one extra header.
-pub fn request_with_header(url: &str, name: &str, value: &str) -> Reply {
-    let mut response = agent().get(url).header(name, value).call().unwrap_or_else(|e| panic!("GET {url} failed: {e}"));
-    let status = response.status().as_u16();
-    let headers =
-        response.headers().iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_string())).collect();
-    let body = response.body_mut().read_to_string().unwrap_or_default();
-    Reply { status, headers, body }
 }

@@ -1,0 +1,144 @@
+//! A bucket of JSON records keyed by a positive id. Keys are zero-padded so that the
+//! bucket's key order is id order, which is creation order: oldest first.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::wasi::keyvalue::{atomics, batch, store};
+
+/// The counter key, in its own bucket, from which ids are drawn.
+const NEXT_ID: &str = "next-id";
+
+pub struct Table {
+    bucket: store::Bucket,
+    counters: store::Bucket,
+    name: String,
+}
+
+fn key(id: u64) -> String {
+    format!("{id:020}")
+}
+
+fn describe(e: store::Error) -> String {
+    match e {
+        store::Error::NoSuchStore => "no such store".to_string(),
+        store::Error::AccessDenied => "access denied".to_string(),
+        store::Error::Other(message) => message,
+    }
+}
+
+impl Table {
+    /// Opens the bucket `name` (and the bucket of its id counter).
+    pub fn open(name: &str) -> Result<Self, String> {
+        let bucket = store::open(name).map_err(describe)?;
+        let counters = store::open(&format!("{name}-counters")).map_err(describe)?;
+        Ok(Self { bucket, counters, name: name.to_string() })
+    }
+
+    /// A fresh id: 1, 2, 3... never reused, even after deletes or concurrent creates.
+    pub fn next_id(&self) -> Result<u64, String> {
+        let id = atomics::increment(&self.counters, NEXT_ID, 1).map_err(describe)?;
+        u64::try_from(id).map_err(|_| format!("the id counter of {} is corrupt", self.name))
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, id: u64) -> Result<Option<T>, String> {
+        match self.bucket.get(&key(id)).map_err(describe)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| format!("record {id} is corrupt: {e}")),
+        }
+    }
+
+    pub fn put<T: Serialize>(&self, id: u64, value: &T) -> Result<(), String> {
+        let bytes = serde_json::to_vec(value).map_err(|e| e.to_string())?;
+        self.bucket.set(&key(id), &bytes).map_err(describe)
+    }
+
+    pub fn delete(&self, id: u64) -> Result<(), String> {
+        self.bucket.delete(&key(id)).map_err(describe)
+    }
+
+    /// Every id in the table, oldest first.
+    pub fn ids(&self) -> Result<Vec<u64>, String> {
+        let mut ids = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.bucket.list_keys(cursor.as_deref()).map_err(describe)?;
+            ids.extend(page.keys.iter().filter_map(|k| k.parse::<u64>().ok()));
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(ids),
+            }
+        }
+    }
+
+    /// The records with these ids, in this order, skipping any deleted meanwhile.
+    pub fn get_many<T: DeserializeOwned>(&self, ids: &[u64]) -> Result<Vec<T>, String> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| key(*id)).collect();
+        let found = batch::get_many(&self.bucket, &keys).map_err(describe)?;
+        found
+            .into_iter()
+            .flatten()
+            .map(|(k, bytes)| serde_json::from_slice(&bytes).map_err(|e| format!("record {k} is corrupt: {e}")))
+            .collect()
+    }
+
+    /// Every record, oldest first.
+    pub fn all<T: DeserializeOwned>(&self) -> Result<Vec<T>, String> {
+        self.get_many(&self.ids()?)
+    }
+}
+
+/// A unique claim on a value (an email, say) held as a key in its own bucket, whose value is
+/// the claimant's record. Claiming is a compare-and-swap, so of two racing claims exactly one
+/// wins; there are no takeovers, and the record kept in the claim lets a caller repair an owner
+/// whose own write was cut short by a crash.
+pub struct Claims {
+    bucket: store::Bucket,
+}
+
+/// The outcome of a claim.
+pub enum Claim {
+    Won,
+    /// Someone else holds it: the record they claimed it with.
+    Taken(Vec<u8>),
+}
+
+impl Claims {
+    pub fn open(name: &str) -> Result<Self, String> {
+        Ok(Self { bucket: store::open(name).map_err(describe)? })
+    }
+
+    /// Claims `value` for `owner`, storing `record` with the claim. A claim `owner` already
+    /// holds is won again (and its record refreshed).
+    pub fn claim(&self, value: &str, owner: u64, record: &[u8]) -> Result<Claim, String> {
+        let mut cas = atomics::Cas::new(&self.bucket, value).map_err(describe)?;
+        loop {
+            if let Some(current) = cas.current().map_err(describe)?
+                && holder(&current) != Some(owner)
+            {
+                return Ok(Claim::Taken(current));
+            }
+            match atomics::swap(cas, record) {
+                Ok(()) => return Ok(Claim::Won),
+                Err(atomics::CasError::CasFailed(changed)) => cas = changed,
+                Err(atomics::CasError::StoreError(e)) => return Err(describe(e)),
+            }
+        }
+    }
+
+    /// Releases `value` if `owner` holds it.
+    pub fn release(&self, value: &str, owner: u64) -> Result<(), String> {
+        match self.bucket.get(value).map_err(describe)? {
+            Some(current) if holder(&current) == Some(owner) => self.bucket.delete(value).map_err(describe),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The `id` of the record a claim holds.
+fn holder(record: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<serde_json::Value>(record).ok()?.get("id")?.as_u64()
+}

@@ -1,0 +1,83 @@
+//! The user service. Over HTTP: `/api/v1/users` (create, list) and `/api/v1/users/{id}`
+//! (get, partial update, delete). To other services: `shop:users/api` (get-user,
+//! count-users). Users live in this component's own storage namespace.
+
+mod users;
+
+use guest_http::{Request, Response};
+use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+
+use exports::shop::users::api;
+use exports::trellis::http::routes::{self, Route};
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "trellis:worlds/user-service",
+    with: {
+        "wasi:keyvalue/store@0.2.0-draft2": service_kit::wasi::keyvalue::store,
+        "wasi:keyvalue/atomics@0.2.0-draft2": service_kit::wasi::keyvalue::atomics,
+        "wasi:keyvalue/batch@0.2.0-draft2": service_kit::wasi::keyvalue::batch,
+        "wasi:logging/logging@0.1.0-draft": service_kit::wasi::logging::logging,
+    },
+});
+
+struct UserService;
+
+export!(UserService);
+wasip2::http::proxy::export!(UserService);
+
+impl routes::Guest for UserService {
+    fn routes() -> Vec<Route> {
+        [
+            ("GET", "/api/v1/users"),
+            ("POST", "/api/v1/users"),
+            ("GET", "/api/v1/users/{id}"),
+            ("PUT", "/api/v1/users/{id}"),
+            ("DELETE", "/api/v1/users/{id}"),
+        ]
+        .into_iter()
+        .map(|(method, pattern)| Route { method: method.to_string(), pattern: pattern.to_string() })
+        .collect()
+    }
+}
+
+impl wasip2::exports::http::incoming_handler::Guest for UserService {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        guest_http::serve(request, out, route);
+    }
+}
+
+fn route(request: Request) -> Response {
+    let segments = request.segments();
+    match (request.method.as_str(), segments.as_slice()) {
+        ("POST", ["api", "v1", "users"]) => users::create(&request),
+        ("GET", ["api", "v1", "users"]) => users::list(&request),
+        (method, ["api", "v1", "users", id]) => {
+            let Some(id) = users::parse_id(id) else {
+                return Response::not_found(&format!("no user {id}"));
+            };
+            match method {
+                "GET" => users::get(id),
+                "PUT" => users::update(&request, id),
+                "DELETE" => users::delete(id),
+                _ => Response::method_not_allowed(method, &request.path),
+            }
+        }
+        _ => Response::not_found(&request.path),
+    }
+}
+
+impl api::Guest for UserService {
+    fn get_user(id: u64) -> Result<api::User, api::Error> {
+        service_kit::info("shop:users/api", &format!("get-user {id}"));
+        match users::load(id) {
+            Ok(Some(user)) => Ok(user.into()),
+            Ok(None) => Err(api::Error::NotFound),
+            Err(e) => Err(api::Error::Unavailable(format!("user storage failed: {e}"))),
+        }
+    }
+
+    fn count_users() -> Result<u64, api::Error> {
+        users::count().map_err(|e| api::Error::Unavailable(format!("user storage failed: {e}")))
+    }
+}
