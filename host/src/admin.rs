@@ -1,6 +1,7 @@
 //! The admin API, served only on the admin listener: everything under `/_trellis/`.
 //!
 //! - `GET /_trellis/services`: components, exports, imports, links and breakers.
+//! - `POST /_trellis/reload`: rescan the components folder now (new, changed, removed files).
 //! - `POST /_trellis/breakers/{open|close|reset}` with `{"caller", "interface"}`: operator
 //!   control of one link's breaker (force open, force closed, back to a fresh closed state).
 
@@ -22,11 +23,16 @@ pub async fn handle(app: &App, request: http::Request<Incoming>) -> Response {
         (Method::GET, "/_trellis/services") => {
             responses::json(StatusCode::OK, &status::services(&app.registry.snapshot()))
         }
+        (Method::POST, "/_trellis/reload") => match app.registry.rescan(&app.components_dir).await {
+            Ok(()) => responses::json(StatusCode::OK, &status::services(&app.registry.snapshot())),
+            Err(e) => responses::error(StatusCode::INTERNAL_SERVER_ERROR, "reload_failed", format!("{e:#}")),
+        },
         (Method::POST, action) if action.starts_with("/_trellis/breakers/") => {
             let action = action.trim_start_matches("/_trellis/breakers/").to_string();
             breaker_control(app, &action, request).await
         }
         (_, "/_trellis/services") => wrong_method("GET", &path),
+        (_, "/_trellis/reload") => wrong_method("POST", &path),
         (_, p) if p.starts_with("/_trellis/breakers/") => wrong_method("POST", &path),
         _ => responses::not_found(&path),
     }

@@ -53,4 +53,7 @@ pub struct ServeArgs {
     /// Config file; `./trellis.toml` is read when it exists and this is not given.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Do not watch the components folder; `POST /_trellis/reload` still rescans it.
+    #[arg(long)]
+    pub no_watch: bool,
 }

@@ -31,8 +31,13 @@ pub fn handle(app: &App, method: &Method, path: &str) -> Option<Response> {
 /// 200 only when every component is loaded and every import resolved; otherwise 503 with why.
 fn ready(app: &App) -> Response {
     let snapshot = app.registry.snapshot();
-    let mut reasons: Vec<String> =
-        snapshot.failures.values().map(|f| format!("{}: failed to load: {}", f.name, f.error)).collect();
+    // A refused replacement is not a reason: its previous version is loaded and serving.
+    let mut reasons: Vec<String> = snapshot
+        .failures
+        .values()
+        .filter(|f| !snapshot.components.contains_key(&f.name))
+        .map(|f| format!("{}: failed to load: {}", f.name, f.error))
+        .collect();
     for c in snapshot.components.values() {
         for (interface, why) in status::unresolved(c) {
             reasons.push(format!("{}: import {interface} unresolved: {why}", c.name));

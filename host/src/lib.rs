@@ -7,6 +7,7 @@
 //! - [`incoming`]: one HTTP request into a `wasi:http` component.
 //! - [`router`]: which component answers which path.
 //! - [`registry`]: loading components and deciding who provides each import.
+//! - [`watcher`]: live drop-in, applying the components folder's changes as they happen.
 //! - [`discovery`] and [`typecheck`]: what a component imports and exports, and whether two agree.
 //! - [`link`]: forwarding a call from one component into another, through its [`breaker`].
 //! - [`loaded`] and [`state`]: a loaded component, its warm instances, and each Store's data.
@@ -37,3 +38,4 @@ pub mod server;
 pub mod state;
 pub mod status;
 pub mod typecheck;
+pub mod watcher;

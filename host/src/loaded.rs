@@ -14,6 +14,7 @@ use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyIndices};
 use crate::discovery::Description;
 use crate::keyvalue::Namespace;
 use crate::link::Link;
+use crate::registry::FileStamp;
 use crate::router::Route;
 use crate::state::{CallContext, HostState, new_store};
 
@@ -30,6 +31,8 @@ pub type ExportIndex = HashMap<String, (ComponentExportIndex, HashMap<String, Co
 pub struct LoadedComponent {
     pub name: Arc<str>,
     pub path: PathBuf,
+    /// The file's size and modification time when loaded, to notice a new version.
+    pub stamp: FileStamp,
     /// A fingerprint of the file's bytes, to tell versions of one component apart.
     pub digest: String,
     pub loaded_at: SystemTime,
@@ -56,6 +59,7 @@ struct InstancePool {
 pub struct Parts {
     pub name: Arc<str>,
     pub path: PathBuf,
+    pub stamp: FileStamp,
     pub digest: String,
     pub description: Description,
     pub links: Vec<Arc<Link>>,
@@ -73,6 +77,7 @@ impl LoadedComponent {
         Ok(Self {
             name: parts.name,
             path: parts.path,
+            stamp: parts.stamp,
             digest: parts.digest,
             loaded_at: SystemTime::now(),
             description: parts.description,

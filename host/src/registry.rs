@@ -37,6 +37,23 @@ pub struct Failure {
     pub name: String,
     pub path: PathBuf,
     pub error: String,
+    /// The file as it was when it failed, so a rescan retries it only once it changes.
+    #[serde(skip)]
+    pub stamp: Option<FileStamp>,
+}
+
+/// What tells one version of a file from the next without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    pub len: u64,
+    pub modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    pub fn of(path: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+        Some(Self { len: meta.len(), modified: meta.modified().ok() })
+    }
 }
 
 /// What request routing and reports read: immutable, swapped whole on every change.
@@ -69,18 +86,24 @@ impl Registry {
         self.snapshot.load_full()
     }
 
-    /// Loads every `*.wasm` file directly in `dir`, in name order. A file that fails is
+    /// Brings the registry in line with `dir`: loads new and changed `*.wasm` files (directly
+    /// in it, in name order) and removes components whose file is gone. A file that fails is
     /// reported and skipped; the others are served.
-    pub async fn load_dir(&self, dir: &Path) -> anyhow::Result<()> {
+    pub async fn rescan(&self, dir: &Path) -> anyhow::Result<()> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .with_context(|| format!("cannot read the components folder {}", dir.display()))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|path| path.is_file() && component_name(path).is_some())
             .collect();
         files.sort();
+        let present: Vec<String> = files.iter().filter_map(|p| component_name(p)).collect();
+        let snapshot = self.snapshot();
+        let gone = snapshot.components.keys().chain(snapshot.failures.keys()).filter(|n| !present.contains(n));
+        for name in gone.cloned().collect::<Vec<_>>() {
+            self.remove(&name).await;
+        }
         for path in files {
-            // A failure is logged and recorded in the snapshot; the rest still load.
-            let _ = self.load_file(&path).await;
+            self.sync_file(&path).await;
         }
         for component in self.snapshot().components.values() {
             for link in &component.links {
@@ -92,15 +115,33 @@ impl Registry {
         Ok(())
     }
 
+    /// Loads `path` if it is new or changed since it was last loaded (or refused), removes its
+    /// component if the file is gone, and does nothing otherwise.
+    pub async fn sync_file(&self, path: &Path) {
+        let Some(name) = component_name(path) else { return };
+        let Some(stamp) = FileStamp::of(path) else {
+            self.remove(&name).await;
+            return;
+        };
+        let snapshot = self.snapshot();
+        let loaded = snapshot.components.get(&name).is_some_and(|c| c.stamp == stamp);
+        let refused = snapshot.failures.get(&name).is_some_and(|f| f.stamp == Some(stamp));
+        if !loaded && !refused {
+            // A failure is logged and recorded in the snapshot; what was serving keeps serving.
+            let _ = self.load_file(path).await;
+        }
+    }
+
     /// Loads (or replaces) the component in `path`. On failure the error is logged and
     /// recorded, and whatever was serving under that name keeps serving.
     pub async fn load_file(&self, path: &Path) -> Result<(), String> {
         let Some(name) = component_name(path) else { return Err(format!("{} is not a .wasm file", path.display())) };
         let _writer = self.writer.lock().await;
         let started = Instant::now();
-        let loaded = match self.prepare(&name, path).await {
+        let stamp = FileStamp::of(path);
+        let loaded = match self.prepare(&name, path, stamp).await {
             Ok(loaded) => loaded,
-            Err(e) => return Err(self.fail(&name, path, format!("{e:#}"))),
+            Err(e) => return Err(self.fail(&name, path, stamp, format!("{e:#}"))),
         };
         let current = self.snapshot();
         let mut router = Router::default();
@@ -108,11 +149,21 @@ impl Registry {
             router.add(other.routes.clone()).expect("routes already in the table do not conflict");
         }
         if let Err(conflict) = router.add(loaded.routes.clone()) {
-            return Err(self.fail(&name, path, conflict));
+            return Err(self.fail(&name, path, stamp, conflict));
         }
         let loaded = Arc::new(loaded);
         let mut components = current.components.clone();
-        components.insert(name.clone(), loaded.clone());
+        let replaced = components.insert(name.clone(), loaded.clone());
+        if let Some(old) = replaced
+            && let Err(why) = self.check_replacement(&old, &loaded, &components)
+        {
+            return Err(self.fail(
+                &name,
+                path,
+                stamp,
+                format!("replacement refused, the previous version keeps serving: {why}"),
+            ));
+        }
         let mut failures = current.failures.clone();
         failures.remove(&name);
         self.resolve(&components);
@@ -144,14 +195,12 @@ impl Registry {
         removed
     }
 
-    fn fail(&self, name: &str, path: &Path, error: String) -> String {
+    fn fail(&self, name: &str, path: &Path, stamp: Option<FileStamp>, error: String) -> String {
         tracing::error!(component = name, path = %path.display(), %error, "component refused");
         let current = self.snapshot();
         let mut failures = current.failures.clone();
-        failures.insert(
-            name.to_string(),
-            Failure { name: name.to_string(), path: path.to_path_buf(), error: error.clone() },
-        );
+        let failure = Failure { name: name.to_string(), path: path.to_path_buf(), error: error.clone(), stamp };
+        failures.insert(name.to_string(), failure);
         self.snapshot.store(Arc::new(Snapshot {
             router: current.router.clone(),
             components: current.components.clone(),
@@ -161,7 +210,7 @@ impl Registry {
     }
 
     /// Validates, compiles and links one file, and reads its routes.
-    async fn prepare(&self, name: &str, path: &Path) -> anyhow::Result<LoadedComponent> {
+    async fn prepare(&self, name: &str, path: &Path, stamp: Option<FileStamp>) -> anyhow::Result<LoadedComponent> {
         let shared = &self.shared;
         let bytes = tokio::fs::read(path).await.with_context(|| format!("cannot read {}", path.display()))?;
         if wasmparser::Parser::is_core_wasm(&bytes) {
@@ -195,6 +244,7 @@ impl Registry {
         let mut loaded = LoadedComponent::new(Parts {
             name: name.clone(),
             path: path.to_path_buf(),
+            stamp: stamp.unwrap_or(FileStamp { len: 0, modified: None }),
             digest,
             description,
             links,
@@ -230,6 +280,32 @@ impl Registry {
                 Route::parse(&spec, name).map_err(anyhow::Error::msg)
             })
             .collect()
+    }
+
+    /// A replacement must not break what worked: every import the old version had linked must
+    /// still link, and every other component's link to the old version must find a provider.
+    fn check_replacement(
+        &self,
+        old: &LoadedComponent,
+        new: &LoadedComponent,
+        components: &BTreeMap<String, Arc<LoadedComponent>>,
+    ) -> Result<(), String> {
+        for link in &new.links {
+            let was_linked =
+                old.links.iter().any(|l| l.interface.full_name == link.interface.full_name && l.target().is_some());
+            if was_linked && let Err(why) = self.choose_provider(link, components) {
+                return Err(format!("its import {} would be unresolved: {why}", link.interface.full_name));
+            }
+        }
+        for caller in components.values().filter(|c| c.name != new.name) {
+            for link in &caller.links {
+                let uses_old = link.target().is_some_and(|t| std::ptr::eq(Arc::as_ptr(&t.provider), old));
+                if uses_old && let Err(why) = self.choose_provider(link, components) {
+                    return Err(format!("'{}' imports {} from it: {why}", caller.name, link.interface.full_name));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Points every link at its best provider, or records why there is none. A link whose

@@ -16,6 +16,7 @@ use crate::engine::Runtime;
 use crate::keyvalue::Storage;
 use crate::registry::{Registry, Shared};
 use crate::server::{self, App};
+use crate::watcher;
 
 /// The default config file, read when it exists.
 const DEFAULT_CONFIG: &str = "trellis.toml";
@@ -32,13 +33,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = Runtime::new(max_memory, &args.data.join("cache"))?;
     let storage = Storage::open(&args.data.join("store.redb")).context("cannot open the storage")?;
     let shared = Arc::new(Shared { engine: runtime.engine.clone(), config, storage, clock: Arc::new(SystemClock) });
-    let app = Arc::new(App { registry: Registry::new(shared), started: Instant::now() });
+    let registry = Arc::new(Registry::new(shared));
+    let app =
+        Arc::new(App { registry: registry.clone(), components_dir: args.components.clone(), started: Instant::now() });
 
     let public = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let admin = TcpListener::bind(args.admin_listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.admin_listen))?;
-    app.registry.load_dir(&args.components).await?;
+    let _watch = if args.no_watch { None } else { Some(watcher::watch(registry.clone(), &args.components)?) };
+    app.registry.rescan(&args.components).await?;
     let (public_addr, admin_addr) = (public.local_addr()?, admin.local_addr()?);
     write_addr(&args.data.join("listen.addr"), &public_addr.to_string())?;
     write_addr(&args.data.join("admin.addr"), &admin_addr.to_string())?;

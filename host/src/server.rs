@@ -23,7 +23,9 @@ pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
 /// Everything the listeners need.
 pub struct App {
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
+    /// The folder the components are loaded from (rescanned by `POST /_trellis/reload`).
+    pub components_dir: std::path::PathBuf,
     pub started: Instant,
 }
 

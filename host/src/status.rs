@@ -26,6 +26,7 @@ fn component(c: &LoadedComponent) -> Value {
         "name": &*c.name,
         "path": c.path,
         "digest": c.digest,
+        "loaded_at": c.loaded_at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
         "state": if unresolved(c).is_empty() { "ready" } else { "degraded" },
         "serves_http": c.serves_http(),
         "routes": c.routes.iter().map(|r| match &r.method {

@@ -54,6 +54,11 @@ impl Host {
 
     /// Starts a host on a prepared folder: `dir/components`, `dir/trellis.toml`, `dir/data`.
     pub fn start_in(dir: tempfile::TempDir) -> Host {
+        Self::start_in_with_args(dir, &[])
+    }
+
+    /// Like [`Host::start_in`], with extra `trellis serve` flags.
+    pub fn start_in_with_args(dir: tempfile::TempDir, extra: &[&str]) -> Host {
         let data = dir.path().join("data");
         let _ = std::fs::remove_file(data.join("listen.addr"));
         let _ = std::fs::remove_file(data.join("admin.addr"));
@@ -66,6 +71,7 @@ impl Host {
             .arg(&data)
             .arg("--config")
             .arg(dir.path().join("trellis.toml"))
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
