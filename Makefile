@@ -6,7 +6,7 @@ export CARGO_BUILD_JOBS ?= 2
 
 TRELLIS := target/release/trellis
 
-.PHONY: all build host components run test lint fmt bench clean
+.PHONY: all build host components run test lint fmt bench bench-calls clean
 
 all: build
 
@@ -27,6 +27,13 @@ run: build
 ## Build everything and run every test (unit and integration).
 test: components
 	cargo test --release --workspace
+
+## Benchmarks (several minutes); results go to bench/results/.
+bench: bench-calls
+
+## The cost of one call between components, and of the breaker.
+bench-calls: components
+	cargo run --release -p trellis-bench --bin calls
 
 ## Formatting and lints, as CI runs them.
 lint:

@@ -32,10 +32,10 @@ pub struct Limits {
     /// Linear memory one instance may grow to. 256 MiB fits every service here with room,
     /// and keeps a runaway allocation far from the host's memory.
     pub memory_mib: u64,
-    /// Deadline for one HTTP request, everything it causes included.
+    /// Deadline for one HTTP request, everything it causes included (504 past it).
     #[serde(with = "crate::breaker::millis")]
     pub request_timeout: Duration,
-    /// Deadline for one call from a component into another (never more than what is left of
+    /// Deadline for one call into a component from another (never more than what is left of
     /// the caller's own deadline).
     #[serde(with = "crate::breaker::millis")]
     pub call_timeout: Duration,
@@ -49,6 +49,15 @@ pub struct Limits {
     pub instance_reuse: bool,
     /// Warm instances kept idle per component.
     pub max_idle_instances: usize,
+    /// Instances of one component busy at once (the bulkhead): one component cannot take
+    /// every instance slot and core from the others. 64 is far above what two cores serve.
+    pub max_instances: usize,
+    /// Requests or calls that may wait for a busy component; beyond that the caller is told
+    /// "unavailable" at once instead of queueing.
+    pub max_queue: usize,
+    /// Largest wasm stack, engine-wide (wasmtime sets it per engine). 512 KiB is wasmtime's
+    /// default: deep enough for real code, and a runaway recursion traps quickly.
+    pub max_wasm_stack_kib: usize,
 }
 
 impl Default for Limits {
@@ -61,19 +70,44 @@ impl Default for Limits {
             max_body_bytes: 1024 * 1024,
             instance_reuse: true,
             max_idle_instances: 32,
+            max_instances: 64,
+            max_queue: 256,
+            max_wasm_stack_kib: 512,
         }
     }
 }
 
-/// Settings for one component.
+/// Settings for one component; each limit given here replaces the global one for it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ComponentConfig {
     /// Replaces the routes the component declares (or the default `/NAME/{*rest}`), e.g.
     /// `["GET /hi", "/hello/{*rest}"]`.
     pub routes: Option<Vec<String>>,
-    /// Overrides `limits.memory_mib` for this component.
     pub memory_mib: Option<u64>,
+    #[serde(default, with = "optional_millis")]
+    pub request_timeout: Option<Duration>,
+    #[serde(default, with = "optional_millis")]
+    pub call_timeout: Option<Duration>,
+    pub instance_reuse: Option<bool>,
+    pub max_instances: Option<usize>,
+    pub max_queue: Option<usize>,
+}
+
+mod optional_millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
 }
 
 impl Config {
@@ -87,8 +121,28 @@ impl Config {
         toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
     }
 
-    pub fn memory_bytes(&self, component: &str) -> usize {
-        let mib = self.components.get(component).and_then(|c| c.memory_mib).unwrap_or(self.limits.memory_mib);
-        usize::try_from(mib * 1024 * 1024).unwrap_or(usize::MAX)
+    /// The limits of one component: the global ones with its own overrides applied.
+    pub fn limits_for(&self, component: &str) -> Limits {
+        let mut limits = self.limits.clone();
+        if let Some(own) = self.components.get(component) {
+            limits.memory_mib = own.memory_mib.unwrap_or(limits.memory_mib);
+            limits.request_timeout = own.request_timeout.unwrap_or(limits.request_timeout);
+            limits.call_timeout = own.call_timeout.unwrap_or(limits.call_timeout);
+            limits.instance_reuse = own.instance_reuse.unwrap_or(limits.instance_reuse);
+            limits.max_instances = own.max_instances.unwrap_or(limits.max_instances);
+            limits.max_queue = own.max_queue.unwrap_or(limits.max_queue);
+        }
+        limits
     }
+
+    /// The largest linear memory any component may have, which sizes the engine's pool.
+    pub fn max_memory_bytes(&self) -> usize {
+        let largest =
+            self.components.keys().map(|c| self.limits_for(c).memory_mib).fold(self.limits.memory_mib, u64::max);
+        mib(largest)
+    }
+}
+
+pub fn mib(n: u64) -> usize {
+    usize::try_from(n.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
 }

@@ -15,14 +15,12 @@ use wasmtime::{Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, P
 /// costing nothing measurable.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// Host frames (WASI, forwarding, hyper) on top of the wasm stack on each fiber.
+const ASYNC_STACK_HEADROOM: usize = 1024 * 1024;
+
 /// Instances (and so Stores) that may exist at once across all components. Each reserves
 /// virtual address space only; 1,000 is wasmtime's default and far above what two cores serve.
 const POOL_INSTANCES: u32 = 1000;
-
-/// Largest wasm stack a guest may use before it traps with stack overflow (engine-wide in
-/// wasmtime 48). 512 KiB is wasmtime's default: deep enough for real code, and a runaway
-/// recursion ends quickly.
-pub const MAX_WASM_STACK: usize = 512 * 1024;
 
 /// The engine plus the ticker that drives its epochs; the ticker stops when this is dropped.
 pub struct Runtime {
@@ -32,15 +30,18 @@ pub struct Runtime {
 
 impl Runtime {
     /// Builds the engine. `max_memory` is the largest linear memory any component may be
-    /// allowed (per-component limits are lower or equal); `cache_dir` holds compiled code.
-    pub fn new(max_memory: usize, cache_dir: &Path) -> anyhow::Result<Self> {
+    /// allowed (per-component limits are lower or equal), `max_stack` the wasm stack limit
+    /// (engine-wide in wasmtime 48), and `cache_dir` holds compiled code.
+    pub fn new(max_memory: usize, max_stack: usize, cache_dir: &Path) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         // Calls between components enter another Store from inside a host function; wasmtime 48
         // only allows that without the component-model-async event loop, which nothing here uses.
         config.concurrency_support(false);
         config.epoch_interruption(true);
-        config.max_wasm_stack(MAX_WASM_STACK);
+        config.max_wasm_stack(max_stack);
+        // The fiber stack a call runs on must hold the wasm stack plus the host's own frames.
+        config.async_stack_size(max_stack + ASYNC_STACK_HEADROOM);
 
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(POOL_INSTANCES)

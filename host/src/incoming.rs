@@ -14,7 +14,7 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
 use crate::link::{Unavailable, reason};
-use crate::loaded::LoadedComponent;
+use crate::loaded::{Checkout, LoadedComponent};
 use crate::responses::{self, Response};
 use crate::state::{CallContext, DeadlineExceeded};
 
@@ -50,7 +50,8 @@ pub async fn serve(
     let call = CallContext { deadline, depth: 0, correlation_id };
     let mut warm = match component.checkout(call).await {
         Ok(warm) => warm,
-        Err(e) => {
+        Err(Checkout::Busy(why)) => return responses::error(StatusCode::SERVICE_UNAVAILABLE, "busy", why),
+        Err(Checkout::Failed(e)) => {
             let message = format!("component '{}' could not be instantiated: {}", component.name, reason(&e));
             return responses::error(StatusCode::INTERNAL_SERVER_ERROR, "instantiation_failed", message);
         }

@@ -12,7 +12,7 @@ use wasmtime::component::{ComponentExportIndex, Linker, Val};
 use crate::breaker::{Breaker, Clock, Outcome, Rejected};
 use crate::config::Limits;
 use crate::discovery::Interface;
-use crate::loaded::LoadedComponent;
+use crate::loaded::{Checkout, LoadedComponent};
 use crate::state::{CallContext, DeadlineExceeded, HostState};
 
 /// Why a forwarded call gave no answer.
@@ -24,6 +24,8 @@ pub enum CallFailure {
     Rejected(Rejected),
     #[error("calls nested deeper than {0} levels (is there a cycle between components?)")]
     TooDeep(u32),
+    #[error("{0}")]
+    Busy(String),
     #[error("provider '{provider}' could not be instantiated: {reason}")]
     Instantiation { provider: String, reason: String },
     #[error("provider '{provider}' trapped: {reason}")]
@@ -37,7 +39,9 @@ pub enum CallFailure {
 impl CallFailure {
     fn outcome(&self) -> Outcome {
         match self {
-            CallFailure::Missing(_) | CallFailure::Rejected(_) | CallFailure::TooDeep(_) => Outcome::Rejected,
+            CallFailure::Missing(_) | CallFailure::Rejected(_) | CallFailure::TooDeep(_) | CallFailure::Busy(_) => {
+                Outcome::Rejected
+            }
             CallFailure::Instantiation { .. } => Outcome::InstantiationFailure,
             CallFailure::Trap { .. } => Outcome::Trap,
             CallFailure::OutOfMemory(_) => Outcome::OutOfMemory,
@@ -150,13 +154,15 @@ impl Link {
         }
         let permit = target.breaker.try_acquire().map_err(CallFailure::Rejected)?;
         let provider = &target.provider;
-        let deadline = caller.deadline.min(Instant::now() + self.limits.call_timeout);
+        let deadline = caller.deadline.min(Instant::now() + provider.limits.call_timeout);
         let call = CallContext { deadline, depth: caller.depth + 1, correlation_id: caller.correlation_id.clone() };
         let result = async {
-            let mut warm = provider
-                .checkout(call)
-                .await
-                .map_err(|e| CallFailure::Instantiation { provider: provider.name.to_string(), reason: reason(&e) })?;
+            let mut warm = provider.checkout(call).await.map_err(|e| match e {
+                Checkout::Busy(why) => CallFailure::Busy(why),
+                Checkout::Failed(e) => {
+                    CallFailure::Instantiation { provider: provider.name.to_string(), reason: reason(&e) }
+                }
+            })?;
             let func = warm.instance.get_func(&mut warm.store, target.functions[index]).ok_or_else(|| {
                 CallFailure::Trap { provider: provider.name.to_string(), reason: "export disappeared".into() }
             })?;

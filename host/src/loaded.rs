@@ -4,13 +4,17 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use wasmtime::Store;
 use wasmtime::component::{Component, ComponentExportIndex, Instance, InstancePre};
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyIndices};
 
+use crate::config::{Limits, mib};
 use crate::discovery::Description;
 use crate::keyvalue::Namespace;
 use crate::link::Link;
@@ -22,6 +26,18 @@ use crate::state::{CallContext, HostState, new_store};
 pub struct Warm {
     pub store: Store<HostState>,
     pub instance: Instance,
+    /// Its place in the component's bulkhead while busy; released when it goes idle or dies.
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+/// Why no instance could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum Checkout {
+    /// The bulkhead is full and so is its queue, or the wait outlasted the deadline.
+    #[error("{0}")]
+    Busy(String),
+    #[error("{0}")]
+    Failed(wasmtime::Error),
 }
 
 /// Exports by interface name, each with its functions' export indices.
@@ -41,11 +57,28 @@ pub struct LoadedComponent {
     pub links: Vec<Arc<Link>>,
     pub routes: Vec<Route>,
     pub exports: ExportIndex,
+    /// Its limits: the global ones with its own overrides from the config file.
+    pub limits: Limits,
     pre: InstancePre<HostState>,
     proxy: Option<ProxyIndices>,
     namespace: Namespace,
-    max_memory: usize,
     pool: InstancePool,
+    bulkhead: Bulkhead,
+}
+
+/// At most `max_instances` busy instances; at most `max_queue` callers waiting for one.
+struct Bulkhead {
+    slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
+}
+
+/// Counts a waiting caller for as long as it waits, however the wait ends.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Idle instances that finished their last request or call cleanly.
@@ -65,9 +98,7 @@ pub struct Parts {
     pub links: Vec<Arc<Link>>,
     pub pre: InstancePre<HostState>,
     pub namespace: Namespace,
-    pub max_memory: usize,
-    pub reuse: bool,
-    pub max_idle: usize,
+    pub limits: Limits,
 }
 
 impl LoadedComponent {
@@ -84,11 +115,19 @@ impl LoadedComponent {
             links: parts.links,
             routes: Vec::new(),
             exports,
+            pool: InstancePool {
+                reuse: parts.limits.instance_reuse,
+                max_idle: parts.limits.max_idle_instances,
+                idle: Mutex::new(Vec::new()),
+            },
+            bulkhead: Bulkhead {
+                slots: Arc::new(Semaphore::new(parts.limits.max_instances)),
+                waiting: AtomicUsize::new(0),
+            },
+            limits: parts.limits,
             pre: parts.pre,
             proxy,
             namespace: parts.namespace,
-            max_memory: parts.max_memory,
-            pool: InstancePool { reuse: parts.reuse, max_idle: parts.max_idle, idle: Mutex::new(Vec::new()) },
         })
     }
 
@@ -96,25 +135,53 @@ impl LoadedComponent {
         self.proxy.is_some()
     }
 
-    /// An instance for one request or call: a warm one if any is idle, else a fresh one.
-    pub async fn checkout(&self, call: CallContext) -> wasmtime::Result<Warm> {
+    /// An instance for one request or call, once the bulkhead has room: a warm one if any is
+    /// idle, else a fresh one.
+    pub async fn checkout(&self, call: CallContext) -> Result<Warm, Checkout> {
+        let slot = self.slot(&call).await?;
         let idle = self.pool.idle.lock().unwrap().pop();
         if let Some(mut warm) = idle {
             let state = warm.store.data_mut();
             state.call = call;
             state.limiter.exceeded = false;
             warm.store.set_epoch_deadline(1);
+            warm.slot = Some(slot);
             return Ok(warm);
         }
-        let state = HostState::new(self.name.clone(), self.max_memory, self.namespace.clone(), call);
+        let state = HostState::new(self.name.clone(), mib(self.limits.memory_mib), self.namespace.clone(), call);
         let mut store = new_store(self.pre.engine(), state);
-        let instance = self.pre.instantiate_async(&mut store).await?;
-        Ok(Warm { store, instance })
+        let instance = self.pre.instantiate_async(&mut store).await.map_err(Checkout::Failed)?;
+        Ok(Warm { store, instance, slot: Some(slot) })
+    }
+
+    /// A place in the bulkhead: at once if one is free, after a wait (bounded by the
+    /// deadline) if the queue has room, and otherwise not at all.
+    async fn slot(&self, call: &CallContext) -> Result<OwnedSemaphorePermit, Checkout> {
+        if let Ok(slot) = self.bulkhead.slots.clone().try_acquire_owned() {
+            return Ok(slot);
+        }
+        let busy = |why: &str| {
+            Checkout::Busy(format!(
+                "component '{}' is busy: {why} ({} instances busy)",
+                self.name, self.limits.max_instances
+            ))
+        };
+        if self.bulkhead.waiting.fetch_add(1, Ordering::Relaxed) >= self.limits.max_queue {
+            self.bulkhead.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(busy("its queue is full"));
+        }
+        let _waiting = Waiting(&self.bulkhead.waiting);
+        match tokio::time::timeout_at(call.deadline.into(), self.bulkhead.slots.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => Ok(slot),
+            _ => Err(busy("no instance freed up before the deadline")),
+        }
     }
 
     /// Returns an instance that finished cleanly. A trapped instance must never come back here:
     /// callers drop it instead.
     pub fn checkin(&self, warm: Warm) {
+        let mut warm = warm;
+        warm.slot = None;
         if !self.pool.reuse {
             return;
         }

@@ -250,9 +250,7 @@ impl Registry {
             links,
             pre,
             namespace: Namespace::new(shared.storage.clone(), name.clone()),
-            max_memory: shared.config.memory_bytes(&name),
-            reuse: shared.config.limits.instance_reuse,
-            max_idle: shared.config.limits.max_idle_instances,
+            limits: shared.config.limits_for(&name),
         })
         .map_err(anyhow::Error::from)?;
         loaded.routes = self.routes_of(&loaded).await?;
@@ -402,7 +400,7 @@ async fn call_routes(loaded: &LoadedComponent) -> anyhow::Result<Vec<(String, St
     let index = loaded.export_function(&export, "routes").context("its routes export has no `routes` function")?;
     let call =
         CallContext { deadline: Instant::now() + ROUTES_CALL_TIMEOUT, depth: 0, correlation_id: Arc::from("load") };
-    let mut warm = loaded.checkout(call).await.map_err(anyhow::Error::from)?;
+    let mut warm = loaded.checkout(call).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let func = warm.instance.get_func(&mut warm.store, index).context("routes function missing")?;
     let mut results = [Val::Bool(false)];
     func.call_async(&mut warm.store, &[], &mut results).await.map_err(|e| anyhow::anyhow!(crate::link::reason(&e)))?;

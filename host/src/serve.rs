@@ -28,9 +28,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&args.data)
         .with_context(|| format!("cannot create the data folder {}", args.data.display()))?;
-    let max_memory =
-        config.components.keys().map(|c| config.memory_bytes(c)).chain([config.memory_bytes("")]).max().unwrap_or(0);
-    let runtime = Runtime::new(max_memory, &args.data.join("cache"))?;
+    let max_stack = config.limits.max_wasm_stack_kib * 1024;
+    let runtime = Runtime::new(config.max_memory_bytes(), max_stack, &args.data.join("cache"))?;
     let storage = Storage::open(&args.data.join("store.redb")).context("cannot open the storage")?;
     let shared = Arc::new(Shared { engine: runtime.engine.clone(), config, storage, clock: Arc::new(SystemClock) });
     let registry = Arc::new(Registry::new(shared));

@@ -139,8 +139,8 @@ async fn public(app: &App, request: http::Request<Incoming>, correlation_id: Arc
         Lookup::NotFound => None,
     };
     let Some(component) = component else { return (responses::not_found(path), None) };
-    let limits = &app.registry.shared.config.limits;
-    let limits = RequestLimits { max_body_bytes: limits.max_body_bytes, timeout: limits.request_timeout };
+    let limits =
+        RequestLimits { max_body_bytes: component.limits.max_body_bytes, timeout: component.limits.request_timeout };
     let name = component.name.to_string();
     (incoming::serve(component, request, &limits, correlation_id).await, Some(name))
 }

@@ -99,6 +99,17 @@ impl Host {
         self.dir.path().join("components")
     }
 
+    /// The host's resident memory now and at its peak, in MiB (from /proc).
+    pub fn memory_mib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let field = |name: &str| {
+            let line =
+                status.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in /proc status"));
+            line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() / 1024
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
     /// Everything the host wrote to stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("host.log")).unwrap_or_default()

@@ -3,11 +3,13 @@
 //!
 //! - `GET /consumer/greet/{name}`: 200 with the greeting, 422 for a business error, 503
 //!   when the provider is unavailable (the message says why).
-//! - `GET /consumer/misbehave/{none|trap|spin|slow|oom|recurse}?ms=N`: the same, asking the
+//! - `GET /consumer/misbehave/{none|trap|spin|slow|oom|recurse|flaky}?amount=N`: the same, asking the
 //!   provider to fail.
 //! - `GET /consumer/counter`: the provider's call counter (no error type: unreachable traps).
 //! - `GET /consumer/absent` and `/consumer/absent-plain`: calls into an interface nobody
 //!   provides, with and without the unavailable convention.
+//!
+//! It also exports `test:consumer/repeat` so a benchmark can time calls made from the guest.
 
 use guest_http::{Request, Response};
 use test::greet::api::{Error, Fault};
@@ -17,7 +19,14 @@ wit_bindgen::generate!({ world: "consumer", generate_all });
 
 struct Consumer;
 
+export!(Consumer);
 wasip2::http::proxy::export!(Consumer);
+
+impl exports::test::consumer::repeat::Guest for Consumer {
+    fn greet_times(n: u32) -> u32 {
+        (0..n).filter(|_| test::greet::api::greet("bench").is_ok()).count() as u32
+    }
+}
 
 impl wasip2::exports::http::incoming_handler::Guest for Consumer {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
@@ -37,10 +46,11 @@ fn route(request: Request) -> Response {
                 "slow" => Fault::Slow,
                 "oom" => Fault::Oom,
                 "recurse" => Fault::Recurse,
+                "flaky" => Fault::Flaky,
                 other => return Response::not_found(&format!("no fault named {other}")),
             };
-            let ms = request.query_param("ms").and_then(|ms| ms.parse().ok()).unwrap_or(0);
-            answer(test::greet::api::misbehave(fault, ms))
+            let amount = request.query_param("amount").and_then(|n| n.parse().ok()).unwrap_or(0);
+            answer(test::greet::api::misbehave(fault, amount))
         }
         [_, "counter"] => Response::text(200, test::greet::api::counter().to_string()),
         [_, "absent"] => match test::absent::api::ping() {

@@ -14,7 +14,7 @@ impl Guest for Provider {
         Ok(format!("Hello, {name}!"))
     }
 
-    fn misbehave(_how: Fault, _ms: u32) -> Result<String, Error> {
+    fn misbehave(_how: Fault, _amount: u32) -> Result<String, Error> {
         Ok("fine".to_string())
     }
 

@@ -1,5 +1,5 @@
 //! Test provider of `test:greet/api@1.2.0`: greets, counts its calls, and misbehaves on
-//! demand (trap, spin, slow, oom, recurse) so tests can watch Trellis contain each fault.
+//! demand (trap, spin, slow, oom, recurse, flaky) so tests can watch Trellis contain each fault.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -23,41 +23,24 @@ impl Guest for Provider {
         Ok(format!("Hello, {name}!"))
     }
 
-    fn misbehave(how: Fault, ms: u32) -> Result<String, Error> {
+    fn misbehave(how: Fault, amount: u32) -> Result<String, Error> {
         CALLS.fetch_add(1, Ordering::Relaxed);
         match how {
             Fault::None => Ok("fine".to_string()),
             Fault::Trap => panic!("asked to trap"),
-            Fault::Spin => spin(),
+            Fault::Spin => faults::spin(),
             Fault::Slow => {
-                std::thread::sleep(std::time::Duration::from_millis(u64::from(ms)));
-                Ok(format!("slept {ms} ms"))
+                faults::sleep(amount);
+                Ok(format!("slept {amount} ms"))
             }
-            Fault::Oom => {
-                let mut hoard: Vec<Vec<u8>> = Vec::new();
-                loop {
-                    hoard.push(vec![1; 1 << 20]);
-                    std::hint::black_box(&hoard);
-                }
-            }
-            Fault::Recurse => Ok(format!("depth {}", recurse(0))),
+            Fault::Oom => faults::exhaust_memory(),
+            Fault::Recurse => Ok(format!("depth {}", faults::recurse(0))),
+            Fault::Flaky if faults::flaky(amount) => panic!("flaky failure"),
+            Fault::Flaky => Ok("lucky".to_string()),
         }
     }
 
     fn counter() -> u64 {
         CALLS.fetch_add(1, Ordering::Relaxed) + 1
     }
-}
-
-fn spin() -> ! {
-    let mut n: u64 = 0;
-    loop {
-        n = std::hint::black_box(n.wrapping_add(1));
-    }
-}
-
-#[allow(unconditional_recursion)]
-fn recurse(depth: u64) -> u64 {
-    let frame = std::hint::black_box([depth; 64]);
-    frame[0] + recurse(depth + 1) + std::hint::black_box(1)
 }
