@@ -18,6 +18,17 @@ use crate::status;
 const MAX_ADMIN_BODY: usize = 64 * 1024;
 
 pub async fn handle(app: &App, request: http::Request<Incoming>) -> Response {
+    if let Some(token) = &app.admin_token
+        && !authorized(&request, token)
+    {
+        let mut response = responses::error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the admin API needs `Authorization: Bearer TOKEN`",
+        );
+        response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+        return response;
+    }
     let path = request.uri().path().trim_end_matches('/').to_string();
     match (request.method().clone(), path.as_str()) {
         (Method::GET, "/_trellis/services") => {
@@ -36,6 +47,13 @@ pub async fn handle(app: &App, request: http::Request<Incoming>) -> Response {
         (_, p) if p.starts_with("/_trellis/breakers/") => wrong_method("POST", &path),
         _ => responses::not_found(&path),
     }
+}
+
+/// Whether the request carries the admin token, compared in constant time.
+fn authorized(request: &http::Request<Incoming>, token: &str) -> bool {
+    let given = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let Some(given) = given.and_then(|v| v.strip_prefix("Bearer ")) else { return false };
+    given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 fn wrong_method(allowed: &str, path: &str) -> Response {

@@ -15,6 +15,7 @@ use crate::breaker::BreakerConfig;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    pub server: Server,
     pub limits: Limits,
     /// Breaker settings for every link between components.
     pub breaker: BreakerConfig,
@@ -23,6 +24,20 @@ pub struct Config {
     pub providers: BTreeMap<String, String>,
     /// Per-component settings, by component name (its file name without `.wasm`).
     pub components: BTreeMap<String, ComponentConfig>,
+}
+
+/// Where `trellis serve` reads and listens; each is overridden by its command-line flag.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Server {
+    pub components: Option<std::path::PathBuf>,
+    pub listen: Option<std::net::SocketAddr>,
+    pub admin_listen: Option<std::net::SocketAddr>,
+    pub data: Option<std::path::PathBuf>,
+    /// Require this bearer token on the admin API.
+    pub admin_token: Option<String>,
+    /// Watch the components folder for changes (default true).
+    pub watch: Option<bool>,
 }
 
 /// Limits that apply to every component unless its own section overrides them.

@@ -4,6 +4,7 @@
 use http::{Method, StatusCode};
 use serde_json::json;
 
+use crate::metrics::METRICS;
 use crate::responses::{self, Response};
 use crate::server::App;
 use crate::status;
@@ -24,7 +25,7 @@ pub fn handle(app: &App, method: &Method, path: &str) -> Option<Response> {
         "/health/live" => responses::json(StatusCode::OK, &json!({ "status": "alive" })),
         "/health/ready" => ready(app),
         "/health" => health(app),
-        _ => responses::text(StatusCode::OK, "text/plain; version=0.0.4", metrics(app)),
+        _ => metrics(app),
     })
 }
 
@@ -84,15 +85,16 @@ fn health(app: &App) -> Response {
     )
 }
 
-/// A first cut of the Prometheus exposition: loaded components and breaker states.
-fn metrics(app: &App) -> String {
-    let snapshot = app.registry.snapshot();
-    let mut out = String::new();
-    out.push_str(
-        "# HELP trellis_components_loaded Components currently loaded.\n# TYPE trellis_components_loaded gauge\n",
-    );
-    out.push_str(&format!("trellis_components_loaded {}\n", snapshot.components.len()));
-    out.push_str("# HELP trellis_components_failed Component files that failed to load.\n# TYPE trellis_components_failed gauge\n");
-    out.push_str(&format!("trellis_components_failed {}\n", snapshot.failures.len()));
-    out
+/// The Prometheus exposition. Breakers move from open to half-open when looked at, so each
+/// is looked at first for its gauge to be current.
+fn metrics(app: &App) -> Response {
+    for component in app.registry.snapshot().components.values() {
+        for link in &component.links {
+            if let Some(target) = link.target() {
+                target.breaker.state();
+            }
+        }
+    }
+    let body = METRICS.encode();
+    responses::text(StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", body)
 }

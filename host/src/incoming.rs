@@ -69,7 +69,7 @@ pub async fn serve(
     };
 
     let owner = component.clone();
-    let task = tokio::spawn(async move {
+    let task = tokio::spawn(tracing::Instrument::in_current_span(async move {
         let result = proxy.wasi_http_incoming_handler().call_handle(&mut warm.store, request, out).await;
         match result {
             Ok(()) => {
@@ -78,7 +78,7 @@ pub async fn serve(
             }
             Err(e) => Err((e, warm.store.data().limiter.exceeded)),
         }
-    });
+    }));
 
     match tokio::time::timeout_at(deadline.into(), receiver).await {
         Ok(Ok(Ok(response))) => response,

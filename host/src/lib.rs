@@ -14,7 +14,8 @@
 //! - [`engine`]: the wasmtime engine, its epoch ticker and compile cache.
 //! - [`keyvalue`] and [`guest_log`]: the host's `wasi:keyvalue` and `wasi:logging`, from [`bindings`].
 //! - [`admin`], [`health`], [`status`], [`responses`]: the host's own endpoints and errors.
-//! - [`cli`], [`config`], [`inspect`]: the command line and the config file.
+//! - [`cli`], [`config`], [`inspect`], [`status_table`]: the command line and the config file.
+//! - [`metrics`]: the Prometheus metrics every layer records.
 
 pub mod admin;
 pub mod bindings;
@@ -30,6 +31,7 @@ pub mod inspect;
 pub mod keyvalue;
 pub mod link;
 pub mod loaded;
+pub mod metrics;
 pub mod registry;
 pub mod responses;
 pub mod router;
@@ -37,5 +39,6 @@ pub mod serve;
 pub mod server;
 pub mod state;
 pub mod status;
+pub mod status_table;
 pub mod typecheck;
 pub mod watcher;

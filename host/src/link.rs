@@ -13,6 +13,7 @@ use crate::breaker::{Breaker, Clock, Outcome, Rejected};
 use crate::config::Limits;
 use crate::discovery::Interface;
 use crate::loaded::{Checkout, LoadedComponent};
+use crate::metrics::METRICS;
 use crate::state::{CallContext, DeadlineExceeded, HostState};
 
 /// Why a forwarded call gave no answer.
@@ -137,9 +138,29 @@ impl Link {
         Ok(())
     }
 
+    /// Forwards one call and records it in the metrics, whatever its outcome.
+    async fn call(
+        &self,
+        index: usize,
+        caller: &CallContext,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> Result<(), CallFailure> {
+        let started = Instant::now();
+        let result = self.forward(index, caller, params, results).await;
+        let outcome = match &result {
+            Ok(()) if is_err_result(results) => Outcome::BusinessError,
+            Ok(()) => Outcome::Success,
+            Err(failure) => failure.outcome(),
+        };
+        let function = &self.interface.functions[index].name;
+        METRICS.record_call(&self.caller, &self.interface.full_name, function, outcome.as_str(), started.elapsed());
+        result
+    }
+
     /// Forwards one call: breaker permit, a callee instance in its own Store with what is left
     /// of the caller's deadline, the call, and the outcome back to the breaker.
-    async fn call(
+    async fn forward(
         &self,
         index: usize,
         caller: &CallContext,

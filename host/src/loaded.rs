@@ -18,6 +18,7 @@ use crate::config::{Limits, mib};
 use crate::discovery::Description;
 use crate::keyvalue::Namespace;
 use crate::link::Link;
+use crate::metrics::{ComponentLabels, METRICS};
 use crate::registry::FileStamp;
 use crate::router::Route;
 use crate::state::{CallContext, HostState, new_store};
@@ -28,6 +29,24 @@ pub struct Warm {
     pub instance: Instance,
     /// Its place in the component's bulkhead while busy; released when it goes idle or dies.
     slot: Option<OwnedSemaphorePermit>,
+    _alive: Alive,
+}
+
+/// Counts an instance in `trellis_instances_alive` for as long as it exists.
+struct Alive(ComponentLabels);
+
+impl Alive {
+    fn new(component: &str) -> Self {
+        let labels = ComponentLabels { component: component.to_string() };
+        METRICS.instances_alive.get_or_create(&labels).inc();
+        Self(labels)
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        METRICS.instances_alive.get_or_create(&self.0).dec();
+    }
 }
 
 /// Why no instance could be had.
@@ -150,8 +169,11 @@ impl LoadedComponent {
         }
         let state = HostState::new(self.name.clone(), mib(self.limits.memory_mib), self.namespace.clone(), call);
         let mut store = new_store(self.pre.engine(), state);
+        let started = std::time::Instant::now();
         let instance = self.pre.instantiate_async(&mut store).await.map_err(Checkout::Failed)?;
-        Ok(Warm { store, instance, slot: Some(slot) })
+        let labels = ComponentLabels { component: self.name.to_string() };
+        METRICS.instantiation_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+        Ok(Warm { store, instance, slot: Some(slot), _alive: Alive::new(&self.name) })
     }
 
     /// A place in the bulkhead: at once if one is free, after a wait (bounded by the

@@ -8,6 +8,10 @@ fn main() -> anyhow::Result<()> {
     init_logging(cli.log_format);
     match cli.command {
         Command::Serve(args) => tokio::runtime::Runtime::new()?.block_on(trellis::serve::serve(args)),
+        Command::Status(args) => {
+            print!("{}", trellis::status_table::status(&args)?);
+            Ok(())
+        }
         Command::Inspect { file } => {
             print!("{}", trellis::inspect::inspect(&file)?);
             Ok(())

@@ -11,12 +11,13 @@ use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use wasmtime::component::{Component, Linker, Val};
 
-use crate::breaker::{Breaker, Clock};
+use crate::breaker::{Breaker, Clock, StateName};
 use crate::config::Config;
 use crate::discovery::{Description, ROUTES_INTERFACE};
 use crate::keyvalue::{Namespace, Storage};
 use crate::link::{Link, Target};
 use crate::loaded::{LoadedComponent, Parts};
+use crate::metrics::{LinkLabels, METRICS};
 use crate::router::{Pattern, Route, Router};
 use crate::state::{CallContext, HostState};
 
@@ -167,6 +168,7 @@ impl Registry {
         let mut failures = current.failures.clone();
         failures.remove(&name);
         self.resolve(&components);
+        METRICS.record_load(&name, "loaded");
         tracing::info!(
             component = %name,
             path = %path.display(),
@@ -190,12 +192,14 @@ impl Registry {
         self.resolve(&components);
         self.snapshot.store(Arc::new(Snapshot { router, components, failures }));
         if removed {
+            METRICS.record_load(name, "removed");
             tracing::info!(component = name, "component removed");
         }
         removed
     }
 
     fn fail(&self, name: &str, path: &Path, stamp: Option<FileStamp>, error: String) -> String {
+        METRICS.record_load(name, "failed");
         tracing::error!(component = name, path = %path.display(), %error, "component refused");
         let current = self.snapshot();
         let mut failures = current.failures.clone();
@@ -318,7 +322,7 @@ impl Registry {
                         if unchanged {
                             continue;
                         }
-                        let breaker = Breaker::new(self.shared.config.breaker.clone(), self.shared.clock.clone());
+                        let breaker = self.breaker_for(&caller.name, &link.interface.full_name);
                         match Target::new(&link.interface, provider.clone(), &export, breaker) {
                             Some(target) => {
                                 tracing::info!(caller = &*caller.name, import = %link.interface.full_name, provider = &*provider.name, export, "linked");
@@ -336,6 +340,20 @@ impl Registry {
                 }
             }
         }
+    }
+
+    /// A fresh breaker for one link, reporting its state changes to the log and metrics.
+    fn breaker_for(&self, caller: &str, interface: &str) -> Arc<Breaker> {
+        let (caller, interface) = (caller.to_string(), interface.to_string());
+        METRICS
+            .breaker_state
+            .get_or_create(&LinkLabels { caller: caller.clone(), interface: interface.clone() })
+            .set(0);
+        let observer = move |to: StateName| {
+            tracing::info!(caller, interface, state = to.as_str(), "circuit breaker changed state");
+            METRICS.record_breaker(&caller, &interface, to);
+        };
+        Breaker::observed(self.shared.config.breaker.clone(), self.shared.clock.clone(), Some(Box::new(observer)))
     }
 
     /// The provider of a link's interface: the pinned one if the config names one, else the

@@ -162,7 +162,7 @@ impl Route {
 /// What the router decided for one request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Lookup<'a> {
-    Found { component: &'a str, params: Vec<(String, String)> },
+    Found { component: &'a str, pattern: &'a str, params: Vec<(String, String)> },
     MethodNotAllowed { allowed: Vec<Method> },
     NotFound,
 }
@@ -214,9 +214,9 @@ impl Router {
         for route in &self.routes {
             let Some(params) = route.pattern.matches(&segments) else { continue };
             match &route.method {
-                None => return Lookup::Found { component: &route.component, params },
+                None => return Lookup::Found { component: &route.component, pattern: route.pattern.as_str(), params },
                 Some(m) if m == method || (method == Method::HEAD && m == Method::GET) => {
-                    return Lookup::Found { component: &route.component, params };
+                    return Lookup::Found { component: &route.component, pattern: route.pattern.as_str(), params };
                 }
                 Some(m) => {
                     // Only the most specific matching pattern decides which methods exist here.

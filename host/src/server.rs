@@ -12,8 +12,10 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::incoming::{self, RequestLimits};
+use crate::metrics::METRICS;
 use crate::registry::Registry;
 use crate::responses::{self, Response};
 use crate::router::Lookup;
@@ -26,6 +28,8 @@ pub struct App {
     pub registry: Arc<Registry>,
     /// The folder the components are loaded from (rescanned by `POST /_trellis/reload`).
     pub components_dir: std::path::PathBuf,
+    /// When set, the admin API requires `Authorization: Bearer` with this token.
+    pub admin_token: Option<String>,
     pub started: Instant,
 }
 
@@ -80,7 +84,19 @@ async fn accept_loop(app: Arc<App>, listener: TcpListener, kind: Listener) -> an
     }
 }
 
-/// One request on either listener, with its correlation id and access-log line.
+/// Where a request went, for the access log and metrics.
+struct Served {
+    component: String,
+    route: String,
+}
+
+impl Served {
+    fn host(route: &str) -> Self {
+        Self { component: "-".into(), route: route.into() }
+    }
+}
+
+/// One request on either listener, with its correlation id, access-log line and metrics.
 async fn handle(app: Arc<App>, request: http::Request<Incoming>, listener: Listener) -> Response {
     let started = Instant::now();
     let correlation_id: Arc<str> = request
@@ -92,20 +108,27 @@ async fn handle(app: Arc<App>, request: http::Request<Incoming>, listener: Liste
         .unwrap_or_else(|| Arc::from(format!("{:016x}", rand::random::<u64>())));
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let (mut response, component) = match listener {
-        Listener::Public => public(&app, request, correlation_id.clone()).await,
-        Listener::Admin => (crate::admin::handle(&app, request).await, None),
+    // Every log line of this request, the components' own included, carries its correlation id.
+    let span = tracing::info_span!("request", correlation_id = &*correlation_id);
+    let (mut response, served) = match listener {
+        Listener::Public => public(&app, request, correlation_id.clone()).instrument(span).await,
+        Listener::Admin => (crate::admin::handle(&app, request).instrument(span).await, Served::host("admin")),
     };
     if let Ok(value) = HeaderValue::from_str(&correlation_id) {
         response.headers_mut().insert(CORRELATION_HEADER, value);
+    }
+    let status = response.status().as_u16();
+    let took = started.elapsed();
+    if listener == Listener::Public {
+        METRICS.record_http(&served.component, &served.route, status, took);
     }
     tracing::info!(
         target: "access",
         %method,
         path,
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        component = component.as_deref().unwrap_or("-"),
+        status,
+        latency_ms = took.as_secs_f64() * 1000.0,
+        component = served.component,
         correlation_id = &*correlation_id,
         "request"
     );
@@ -113,17 +136,18 @@ async fn handle(app: Arc<App>, request: http::Request<Incoming>, listener: Liste
 }
 
 /// The public listener: host endpoints first, then component routes.
-async fn public(app: &App, request: http::Request<Incoming>, correlation_id: Arc<str>) -> (Response, Option<String>) {
+async fn public(app: &App, request: http::Request<Incoming>, correlation_id: Arc<str>) -> (Response, Served) {
     let path = request.uri().path();
     if path == "/_trellis" || path.starts_with("/_trellis/") {
-        return (responses::not_found(path), None);
+        return (responses::not_found(path), Served::host("-"));
     }
     if let Some(response) = crate::health::handle(app, request.method(), path) {
-        return (response, None);
+        let route = Served::host(path);
+        return (response, route);
     }
     let snapshot = app.registry.snapshot();
-    let component = match snapshot.router.lookup(request.method(), path) {
-        Lookup::Found { component, .. } => snapshot.components.get(component).cloned(),
+    let (component, route) = match snapshot.router.lookup(request.method(), path) {
+        Lookup::Found { component, pattern, .. } => (snapshot.components.get(component).cloned(), pattern.to_string()),
         Lookup::MethodNotAllowed { allowed } => {
             let list: Vec<&str> = allowed.iter().map(Method::as_str).collect();
             let mut response = responses::error(
@@ -134,13 +158,13 @@ async fn public(app: &App, request: http::Request<Incoming>, correlation_id: Arc
             if let Ok(allow) = HeaderValue::from_str(&list.join(", ")) {
                 response.headers_mut().insert(http::header::ALLOW, allow);
             }
-            return (response, None);
+            return (response, Served::host("-"));
         }
-        Lookup::NotFound => None,
+        Lookup::NotFound => (None, String::new()),
     };
-    let Some(component) = component else { return (responses::not_found(path), None) };
+    let Some(component) = component else { return (responses::not_found(path), Served::host("-")) };
     let limits =
         RequestLimits { max_body_bytes: component.limits.max_body_bytes, timeout: component.limits.request_timeout };
-    let name = component.name.to_string();
-    (incoming::serve(component, request, &limits, correlation_id).await, Some(name))
+    let served = Served { component: component.name.to_string(), route };
+    (incoming::serve(component, request, &limits, correlation_id).await, served)
 }

@@ -94,6 +94,21 @@ impl Default for BreakerConfig {
     }
 }
 
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::BusinessError => "business-error",
+            Outcome::Trap => "trap",
+            Outcome::Timeout => "timeout",
+            Outcome::OutOfMemory => "out-of-memory",
+            Outcome::InstantiationFailure => "instantiation-failure",
+            Outcome::Rejected => "rejected",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
 impl BreakerConfig {
     pub fn is_failure(&self, outcome: Outcome) -> bool {
         self.failure_outcomes.contains(&outcome)

@@ -94,16 +94,31 @@ struct Inner {
     transitions: u64,
 }
 
+/// Told of every state change, e.g. to update metrics; called with the breaker locked, so
+/// it must be quick.
+pub type Observer = Box<dyn Fn(StateName) + Send + Sync>;
+
 /// One breaker, shared by every call on one caller-to-interface link.
-#[derive(Debug)]
 pub struct Breaker {
     config: BreakerConfig,
     clock: Arc<dyn Clock>,
     inner: Mutex<Inner>,
+    observer: Option<Observer>,
+}
+
+impl std::fmt::Debug for Breaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Breaker").field("config", &self.config).field("inner", &self.inner).finish()
+    }
 }
 
 impl Breaker {
     pub fn new(config: BreakerConfig, clock: Arc<dyn Clock>) -> Arc<Self> {
+        Self::observed(config, clock, None)
+    }
+
+    /// A breaker that reports each state change to `observer`.
+    pub fn observed(config: BreakerConfig, clock: Arc<dyn Clock>, observer: Option<Observer>) -> Arc<Self> {
         let window = Window::new(config.window);
         Arc::new(Self {
             config,
@@ -116,6 +131,7 @@ impl Breaker {
                 generation: 0,
                 transitions: 0,
             }),
+            observer,
         })
     }
 
@@ -281,7 +297,9 @@ impl Breaker {
         inner.generation += 1;
         if from != to_name {
             inner.transitions += 1;
-            tracing::debug!(from = from.as_str(), to = to_name.as_str(), "circuit breaker transition");
+            if let Some(observer) = &self.observer {
+                observer(to_name);
+            }
         }
     }
 }

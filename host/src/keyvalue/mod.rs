@@ -11,6 +11,7 @@ use std::sync::Arc;
 use wasmtime::component::Resource;
 
 use crate::bindings::{atomics, batch, store};
+use crate::metrics::{METRICS, StorageLabels};
 use crate::state::HostState;
 
 /// A bucket a component opened.
@@ -42,6 +43,7 @@ impl Namespace {
     /// Runs a storage operation on the blocking pool, scoped to this namespace and `bucket`.
     async fn run<R: Send + 'static>(
         &self,
+        operation: &'static str,
         bucket: String,
         op: impl FnOnce(&Storage, Scope) -> Result<R, StorageError> + Send + 'static,
     ) -> Result<R, store::Error> {
@@ -49,8 +51,15 @@ impl Namespace {
         let joined =
             tokio::task::spawn_blocking(move || op(&storage, Scope { namespace: &namespace, bucket: &bucket }))
                 .await
-                .map_err(|e| store::Error::Other(format!("storage task failed: {e}")))?;
-        joined.map_err(|e| store::Error::Other(e.to_string()))
+                .map_err(|e| store::Error::Other(format!("storage task failed: {e}")));
+        let result = joined.and_then(|r| r.map_err(|e| store::Error::Other(e.to_string())));
+        let labels = StorageLabels {
+            component: self.name.to_string(),
+            operation: operation.to_string(),
+            result: if result.is_ok() { "ok" } else { "error" }.to_string(),
+        };
+        METRICS.storage_operations.get_or_create(&labels).inc();
+        result
     }
 }
 
@@ -71,27 +80,27 @@ impl store::Host for HostState {
 impl store::HostBucket for HostState {
     async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<Option<Vec<u8>>> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.kv.run(name, move |s, scope| s.get(scope, &key)).await)
+        Ok(self.kv.run("get", name, move |s, scope| s.get(scope, &key)).await)
     }
 
     async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Answer<()> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.kv.run(name, move |s, scope| s.set_many(scope, &[(key, value)])).await)
+        Ok(self.kv.run("set", name, move |s, scope| s.set_many(scope, &[(key, value)])).await)
     }
 
     async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<()> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.kv.run(name, move |s, scope| s.delete_many(scope, &[key])).await)
+        Ok(self.kv.run("delete", name, move |s, scope| s.delete_many(scope, &[key])).await)
     }
 
     async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<bool> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.kv.run(name, move |s, scope| Ok(s.get(scope, &key)?.is_some())).await)
+        Ok(self.kv.run("exists", name, move |s, scope| Ok(s.get(scope, &key)?.is_some())).await)
     }
 
     async fn list_keys(&mut self, bucket: Resource<Bucket>, cursor: Option<String>) -> Answer<store::KeyResponse> {
         let name = self.bucket_name(&bucket)?;
-        let page = self.kv.run(name, move |s, scope| s.list_keys(scope, cursor.as_deref())).await;
+        let page = self.kv.run("list-keys", name, move |s, scope| s.list_keys(scope, cursor.as_deref())).await;
         Ok(page.map(|(keys, cursor)| store::KeyResponse { keys, cursor }))
     }
 
@@ -104,14 +113,16 @@ impl store::HostBucket for HostState {
 impl atomics::Host for HostState {
     async fn increment(&mut self, bucket: Resource<Bucket>, key: String, delta: i64) -> Answer<i64> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.kv.run(name, move |s, scope| s.increment(scope, &key, delta)).await)
+        Ok(self.kv.run("increment", name, move |s, scope| s.increment(scope, &key, delta)).await)
     }
 
     async fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> wasmtime::Result<Result<(), atomics::CasError>> {
         let Cas { bucket, key, current } = self.table().delete(cas)?;
         let (bucket_for_retry, key_for_retry) = (bucket.clone(), key.clone());
-        let swapped =
-            self.kv.run(bucket, move |s, scope| s.compare_and_swap(scope, &key, current.as_deref(), &value)).await;
+        let swapped = self
+            .kv
+            .run("swap", bucket, move |s, scope| s.compare_and_swap(scope, &key, current.as_deref(), &value))
+            .await;
         Ok(match swapped {
             Ok(Swap::Done) => Ok(()),
             Ok(Swap::Changed(now)) => {
@@ -127,7 +138,7 @@ impl atomics::HostCas for HostState {
     async fn new(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<Resource<Cas>> {
         let name = self.bucket_name(&bucket)?;
         let (bucket_name, key_name) = (name.clone(), key.clone());
-        match self.kv.run(name, move |s, scope| s.get(scope, &key)).await {
+        match self.kv.run("cas-new", name, move |s, scope| s.get(scope, &key)).await {
             Ok(current) => Ok(Ok(self.table().push(Cas { bucket: bucket_name, key: key_name, current })?)),
             Err(e) => Ok(Err(e)),
         }
@@ -152,7 +163,7 @@ impl batch::Host for HostState {
         let name = self.bucket_name(&bucket)?;
         let found = self
             .kv
-            .run(name, move |s, scope| {
+            .run("get-many", name, move |s, scope| {
                 let values = s.get_many(scope, &keys)?;
                 Ok(keys.into_iter().zip(values).map(|(k, v)| v.map(|v| (k, v))).collect())
             })
@@ -162,12 +173,12 @@ impl batch::Host for HostState {
 
     async fn set_many(&mut self, bucket: Resource<Bucket>, key_values: Vec<(String, Vec<u8>)>) -> Answer<()> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.kv.run(name, move |s, scope| s.set_many(scope, &key_values)).await)
+        Ok(self.kv.run("set-many", name, move |s, scope| s.set_many(scope, &key_values)).await)
     }
 
     async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Answer<()> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.kv.run(name, move |s, scope| s.delete_many(scope, &keys)).await)
+        Ok(self.kv.run("delete-many", name, move |s, scope| s.delete_many(scope, &keys)).await)
     }
 }
 

@@ -1,0 +1,204 @@
+//! The host's Prometheus metrics: HTTP requests, calls between components, breakers,
+//! instances, storage and component loads. One process-wide set, like Prometheus' default
+//! registry, so every layer records without a handle threaded through each Store;
+//! `/metrics` encodes it.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::breaker::StateName;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub component: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub component: String,
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub caller: String,
+    pub interface: String,
+    pub function: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FunctionLabels {
+    pub caller: String,
+    pub interface: String,
+    pub function: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LinkLabels {
+    pub caller: String,
+    pub interface: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransitionLabels {
+    pub caller: String,
+    pub interface: String,
+    pub to: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ComponentLabels {
+    pub component: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StorageLabels {
+    pub component: String,
+    pub operation: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LoadLabels {
+    pub component: String,
+    pub result: String,
+}
+
+/// Latency buckets from 50 µs to about 26 s, doubling: covers a warm in-process call and a
+/// request that runs into its deadline.
+fn latency() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 20))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: Family<RouteLabels, Histogram>,
+    pub calls: Family<CallLabels, Counter>,
+    pub call_duration: Family<FunctionLabels, Histogram>,
+    pub breaker_state: Family<LinkLabels, Gauge>,
+    pub breaker_transitions: Family<TransitionLabels, Counter>,
+    pub instances_alive: Family<ComponentLabels, Gauge>,
+    pub instantiation_duration: Family<ComponentLabels, Histogram>,
+    pub storage_operations: Family<StorageLabels, Counter>,
+    pub component_loads: Family<LoadLabels, Counter>,
+}
+
+/// The process-wide metrics.
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("trellis");
+        let metrics = Self {
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(latency),
+            calls: Family::default(),
+            call_duration: Family::new_with_constructor(latency),
+            breaker_state: Family::default(),
+            breaker_transitions: Family::default(),
+            instances_alive: Family::default(),
+            instantiation_duration: Family::new_with_constructor(latency),
+            storage_operations: Family::default(),
+            component_loads: Family::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "http_requests",
+            "HTTP requests served, by component, route and status",
+            metrics.http_requests.clone(),
+        );
+        r.register("http_request_duration_seconds", "HTTP request latency", metrics.http_duration.clone());
+        r.register(
+            "calls",
+            "Calls between components, by caller, interface, function and outcome",
+            metrics.calls.clone(),
+        );
+        r.register("call_duration_seconds", "Latency of calls between components", metrics.call_duration.clone());
+        r.register(
+            "breaker_state",
+            "Breaker state per link: 0 closed, 1 open, 2 half-open, 3 forced open, 4 forced closed",
+            metrics.breaker_state.clone(),
+        );
+        r.register(
+            "breaker_transitions",
+            "Breaker state changes, by the state entered",
+            metrics.breaker_transitions.clone(),
+        );
+        r.register(
+            "instances_alive",
+            "Component instances in existence, busy or idle",
+            metrics.instances_alive.clone(),
+        );
+        r.register(
+            "instantiation_duration_seconds",
+            "Time to create an instance",
+            metrics.instantiation_duration.clone(),
+        );
+        r.register(
+            "storage_operations",
+            "wasi:keyvalue operations, by component, operation and result",
+            metrics.storage_operations.clone(),
+        );
+        r.register(
+            "component_loads",
+            "Component loads, by result: loaded, failed, removed",
+            metrics.component_loads.clone(),
+        );
+        Self { registry, ..metrics }
+    }
+
+    /// The exposition, in the OpenMetrics text format Prometheus scrapes.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn record_http(&self, component: &str, route: &str, status: u16, took: Duration) {
+        let (component, route) = (component.to_string(), route.to_string());
+        self.http_requests
+            .get_or_create(&HttpLabels { component: component.clone(), route: route.clone(), status })
+            .inc();
+        self.http_duration.get_or_create(&RouteLabels { component, route }).observe(took.as_secs_f64());
+    }
+
+    pub fn record_call(&self, caller: &str, interface: &str, function: &str, outcome: &str, took: Duration) {
+        let labels = FunctionLabels { caller: caller.into(), interface: interface.into(), function: function.into() };
+        self.call_duration.get_or_create(&labels).observe(took.as_secs_f64());
+        let FunctionLabels { caller, interface, function } = labels;
+        self.calls.get_or_create(&CallLabels { caller, interface, function, outcome: outcome.into() }).inc();
+    }
+
+    pub fn record_breaker(&self, caller: &str, interface: &str, to: StateName) {
+        let link = LinkLabels { caller: caller.into(), interface: interface.into() };
+        self.breaker_state.get_or_create(&link).set(state_number(to));
+        let LinkLabels { caller, interface } = link;
+        self.breaker_transitions.get_or_create(&TransitionLabels { caller, interface, to: to.as_str().into() }).inc();
+    }
+
+    pub fn record_load(&self, component: &str, result: &str) {
+        self.component_loads.get_or_create(&LoadLabels { component: component.into(), result: result.into() }).inc();
+    }
+}
+
+fn state_number(state: StateName) -> i64 {
+    match state {
+        StateName::Closed => 0,
+        StateName::Open => 1,
+        StateName::HalfOpen => 2,
+        StateName::ForcedOpen => 3,
+        StateName::ForcedClosed => 4,
+    }
+}
