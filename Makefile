@@ -28,8 +28,12 @@ run: build
 test: components
 	cargo test --release --workspace
 
-## Benchmarks (several minutes); results go to bench/results/.
-bench: bench-calls
+## Benchmarks (several minutes; installs wrk and wasmtime-cli 48 the first time): Trellis
+## side by side with wasmtime serve and hyper. Results go to bench/results/.
+bench: components
+	./bench/tools.sh
+	cargo build --release --workspace
+	./target/release/http
 
 ## The cost of one call between components, and of the breaker.
 bench-calls: components

@@ -1,0 +1,53 @@
+//! The results chart: requests per second by concurrency, one bar per system, as SVG.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+/// `series` is one (system name, requests per second at each concurrency) per system.
+pub fn throughput(path: &Path, concurrency: &[u32], series: &[(&str, Vec<f64>)]) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let top = series.iter().flat_map(|(_, v)| v.iter().copied()).fold(1.0, f64::max) * 1.15;
+    let groups = concurrency.len() as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("HTTP into the hello component: successful requests per second", ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..groups, 0.0..top)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(concurrency.len() * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x - x.floor() - 0.5).abs() < 0.01 && i < concurrency.len() {
+                format!("{} connections", concurrency[i])
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("requests / s")
+        .draw()?;
+    let colors = [RGBColor(46, 125, 50), RGBColor(30, 100, 200), RGBColor(150, 150, 150)];
+    let width = 0.8 / series.len() as f64;
+    for (s, (name, values)) in series.iter().enumerate() {
+        let color = colors[s % colors.len()];
+        chart
+            .draw_series(values.iter().enumerate().map(|(i, rps)| {
+                let x0 = i as f64 + 0.1 + s as f64 * width;
+                Rectangle::new([(x0, 0.0), (x0 + width * 0.9, *rps)], color.filled())
+            }))?
+            .label(*name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.9))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! The systems under test, each started as a user would: `trellis serve`, `wasmtime serve`,
+//! and a plain hyper server answering the same body (the ceiling).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// How long a server may take to start answering.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A server process, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub base: String,
+}
+
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `trellis serve` on port 0 over `components`, with its data in `data`.
+pub fn trellis(bin: &Path, components: &Path, data: &Path, config: Option<&Path>) -> anyhow::Result<Server> {
+    let _ = std::fs::remove_file(data.join("listen.addr"));
+    let mut command = Command::new(bin);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .arg("--components")
+        .arg(components)
+        .arg("--data")
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    let child = command.spawn().context("cannot start trellis")?;
+    let started = Instant::now();
+    loop {
+        if let Ok(addr) = std::fs::read_to_string(data.join("listen.addr")) {
+            return Ok(Server { child, base: format!("http://{}", addr.trim()) });
+        }
+        if started.elapsed() > START_TIMEOUT {
+            bail!("trellis did not start");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `wasmtime serve` of one component, with the WASI CLI interfaces Rust's std imports.
+pub fn wasmtime_serve(bin: &Path, wasm: &Path) -> anyhow::Result<Server> {
+    let port = free_port()?;
+    let child = Command::new(bin)
+        .args(["serve", "-Scli", "--addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(wasm)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start wasmtime serve (run bench/tools.sh)")?;
+    let server = Server { child, base: format!("http://127.0.0.1:{port}") };
+    wait_until_answering(&format!("{}/", server.base))?;
+    Ok(server)
+}
+
+/// A plain hyper server answering `body` to every request: the ceiling for any host.
+pub fn hyper_baseline(bin: &Path, body: &str) -> anyhow::Result<Server> {
+    let port = free_port()?;
+    let child = Command::new(bin)
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(body)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start the hyper baseline")?;
+    let server = Server { child, base: format!("http://127.0.0.1:{port}") };
+    wait_until_answering(&format!("{}/", server.base))?;
+    Ok(server)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Polls `url` until it answers 200; returns how long that took.
+pub fn wait_until_answering(url: &str) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < START_TIMEOUT {
+        if get_status(url) == Some(200) {
+            return Ok(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    bail!("{url} did not answer")
+}
+
+/// One GET over a fresh connection; `None` if it could not connect.
+pub fn get_status(url: &str) -> Option<u16> {
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    use std::io::{Read, Write};
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Resident memory of a process, in MiB.
+pub fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024)
+}
+
+/// A copy of a component made unique by an appended custom section, so that the compile
+/// cache cannot share its compiled code with any other copy.
+pub fn unique_copy(source: &Path, target: &Path, tag: &str) -> anyhow::Result<()> {
+    let mut bytes = std::fs::read(source)?;
+    let name = b"trellis-bench";
+    let payload = tag.as_bytes();
+    let size = 1 + name.len() + payload.len();
+    bytes.push(0); // custom section id
+    leb128(&mut bytes, size as u64);
+    leb128(&mut bytes, name.len() as u64);
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(payload);
+    let temporary: PathBuf = target.with_extension("part");
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, target)?;
+    Ok(())
+}
+
+fn leb128(out: &mut Vec<u8>, mut value: u64) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
