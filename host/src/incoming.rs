@@ -69,7 +69,7 @@ pub async fn serve(
     };
 
     let owner = component.clone();
-    let task = tokio::spawn(tracing::Instrument::in_current_span(async move {
+    let mut guest = Box::pin(async move {
         let result = proxy.wasi_http_incoming_handler().call_handle(&mut warm.store, request, out).await;
         match result {
             Ok(()) => {
@@ -78,29 +78,58 @@ pub async fn serve(
             }
             Err(e) => Err((e, warm.store.data().limiter.exceeded)),
         }
-    }));
+    });
+    let mut receiver = receiver;
+    let expiry = tokio::time::sleep_until(deadline.into());
+    tokio::pin!(expiry);
 
-    match tokio::time::timeout_at(deadline.into(), receiver).await {
-        Ok(Ok(Ok(response))) => response,
-        Ok(Ok(Err(code))) => responses::error(
+    // Drive the guest in this task until it has answered: most finish within one poll, which
+    // saves a task and a cross-thread wake-up. One that answers and then keeps streaming its
+    // body finishes in a task of its own, still bounded by the deadline.
+    tokio::select! {
+        biased;
+        finished = &mut guest => match receiver.try_recv() {
+            Ok(Ok(response)) => whole(response).await,
+            Ok(Err(code)) => error_code_response(&component.name, &code),
+            Err(_) => match finished {
+                Err((e, out_of_memory)) => failure_response(&component.name, &e, out_of_memory),
+                Ok(()) => responses::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "no_response",
+                    format!("component '{}' returned without sending a response", component.name),
+                ),
+            },
+        },
+        answered = &mut receiver => {
+            let rest = tokio::time::timeout_at(deadline.into(), guest);
+            tokio::spawn(tracing::Instrument::in_current_span(rest));
+            match answered {
+                Ok(Ok(response)) => response,
+                Ok(Err(code)) => error_code_response(&component.name, &code),
+                Err(_) => responses::error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the response channel closed"),
+            }
+        }
+        () = &mut expiry => deadline_response(&component.name),
+    }
+}
+
+/// A response whose guest has finished has its whole body waiting in memory: gathering it
+/// lets hyper send headers and body in one write instead of several.
+async fn whole(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    match body.collect().await {
+        Ok(collected) => Response::from_parts(parts, collected.map_err(|never| match never {}).boxed_unsync()),
+        Err(e) => responses::error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "component_error",
-            format!("component '{}' answered with error {code:?}", component.name),
+            format!("the response body failed: {e}"),
         ),
-        Ok(Err(_)) => match task.await {
-            Ok(Err((e, out_of_memory))) => failure_response(&component.name, &e, out_of_memory),
-            Ok(Ok(())) => responses::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "no_response",
-                format!("component '{}' returned without sending a response", component.name),
-            ),
-            Err(join) => responses::error(StatusCode::INTERNAL_SERVER_ERROR, "internal", join.to_string()),
-        },
-        Err(_) => {
-            task.abort();
-            deadline_response(&component.name)
-        }
     }
+}
+
+fn error_code_response(component: &str, code: &impl std::fmt::Debug) -> Response {
+    let message = format!("component '{component}' answered with error {code:?}");
+    responses::error(StatusCode::INTERNAL_SERVER_ERROR, "component_error", message)
 }
 
 /// The host's answer when a component failed before sending its response.

@@ -29,6 +29,8 @@ pub struct Warm {
     pub instance: Instance,
     /// Its place in the component's bulkhead while busy; released when it goes idle or dies.
     slot: Option<OwnedSemaphorePermit>,
+    /// Its `wasi:http` bindings, looked up (and type-checked) once per instance.
+    proxy: Option<Arc<Proxy>>,
     _alive: Alive,
 }
 
@@ -173,7 +175,7 @@ impl LoadedComponent {
         let instance = self.pre.instantiate_async(&mut store).await.map_err(Checkout::Failed)?;
         let labels = ComponentLabels { component: self.name.to_string() };
         METRICS.instantiation_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
-        Ok(Warm { store, instance, slot: Some(slot), _alive: Alive::new(&self.name) })
+        Ok(Warm { store, instance, slot: Some(slot), proxy: None, _alive: Alive::new(&self.name) })
     }
 
     /// A place in the bulkhead: at once if one is free, after a wait (bounded by the
@@ -214,12 +216,17 @@ impl LoadedComponent {
     }
 
     /// The `wasi:http` bindings of an instance of this component.
-    pub fn proxy(&self, warm: &mut Warm) -> wasmtime::Result<Proxy> {
+    pub fn proxy(&self, warm: &mut Warm) -> wasmtime::Result<Arc<Proxy>> {
+        if let Some(proxy) = &warm.proxy {
+            return Ok(proxy.clone());
+        }
         let indices = self
             .proxy
             .as_ref()
             .ok_or_else(|| wasmtime::format_err!("component '{}' does not serve HTTP", self.name))?;
-        indices.load(&mut warm.store, &warm.instance)
+        let proxy = Arc::new(indices.load(&mut warm.store, &warm.instance)?);
+        warm.proxy = Some(proxy.clone());
+        Ok(proxy)
     }
 
     /// The export index of one function of one exported interface.

@@ -110,6 +110,19 @@ impl Host {
         (field("VmRSS:"), field("VmHWM:"))
     }
 
+    /// The log once `done` holds for it (the host writes its log from a background thread),
+    /// or as it is after a few seconds.
+    pub fn log_when(&self, done: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let log = self.log();
+            if done(&log) || started.elapsed() > Duration::from_secs(5) {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Everything the host wrote to stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("host.log")).unwrap_or_default()
