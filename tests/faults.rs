@@ -20,9 +20,7 @@ fn timed(f: impl FnOnce() -> Reply) -> (Reply, Duration) {
 }
 
 fn breaker(host: &Host) -> Value {
-    let services = host.admin_get("/_trellis/services").json();
-    let consumer = services["components"].as_array().unwrap().iter().find(|c| c["name"] == "consumer").unwrap().clone();
-    consumer["imports"].as_array().unwrap().iter().find(|i| i["interface"] == "test:greet/api@1.1.0").unwrap()["breaker"].clone()
+    support::link(host, "consumer", "test:greet/api@1.1.0")["breaker"].clone()
 }
 
 #[test]

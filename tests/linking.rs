@@ -6,29 +6,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-use support::Host;
+use serde_json::json;
+use support::{Host, link};
 
 const GREET: &str = "test:greet/api@1.1.0";
-
-/// The consumer's link to `interface`, as `/_trellis/services` reports it.
-fn link(host: &Host, caller: &str, interface: &str) -> Value {
-    let services = host.admin_get("/_trellis/services").json();
-    let component = services["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == caller)
-        .unwrap_or_else(|| panic!("{caller} is not loaded: {services}"))
-        .clone();
-    component["imports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["interface"] == interface)
-        .unwrap_or_else(|| panic!("{caller} does not import {interface}: {component}"))
-        .clone()
-}
 
 fn breaker_control(host: &Host, action: &str, caller: &str, interface: &str) -> support::Reply {
     let url = format!("{}/_trellis/breakers/{action}", host.admin);

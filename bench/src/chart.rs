@@ -28,6 +28,7 @@ pub fn throughput(path: &Path, concurrency: &[u32], series: &[(&str, Vec<f64>)])
                 String::new()
             }
         })
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .y_desc("requests / s")
         .draw()?;
     let colors = [RGBColor(46, 125, 50), RGBColor(30, 100, 200), RGBColor(150, 150, 150)];

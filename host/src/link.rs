@@ -148,11 +148,7 @@ impl Link {
     ) -> Result<(), CallFailure> {
         let started = Instant::now();
         let result = self.forward(index, caller, params, results).await;
-        let outcome = match &result {
-            Ok(()) if is_err_result(results) => Outcome::BusinessError,
-            Ok(()) => Outcome::Success,
-            Err(failure) => failure.outcome(),
-        };
+        let outcome = outcome(&result, results);
         let function = &self.interface.functions[index].name;
         METRICS.record_call(&self.caller, &self.interface.full_name, function, outcome.as_str(), started.elapsed());
         result
@@ -197,11 +193,7 @@ impl Link {
             }
         }
         .await;
-        match &result {
-            Ok(()) if is_err_result(results) => permit.record(Outcome::BusinessError),
-            Ok(()) => permit.record(Outcome::Success),
-            Err(failure) => permit.record(failure.outcome()),
-        }
+        permit.record(outcome(&result, results));
         result
     }
 
@@ -221,8 +213,13 @@ impl Link {
     }
 }
 
-fn is_err_result(results: &[Val]) -> bool {
-    matches!(results, [Val::Result(Err(_))])
+/// How a finished call ended: a returned `err` is a business error, not a failure.
+fn outcome(result: &Result<(), CallFailure>, results: &[Val]) -> Outcome {
+    match result {
+        Ok(()) if matches!(results, [Val::Result(Err(_))]) => Outcome::BusinessError,
+        Ok(()) => Outcome::Success,
+        Err(failure) => failure.outcome(),
+    }
 }
 
 fn classify(error: &wasmtime::Error, provider: &LoadedComponent, out_of_memory: bool) -> CallFailure {

@@ -160,6 +160,25 @@ impl Drop for Host {
     }
 }
 
+/// One component's link to one imported interface, as `/_trellis/services` reports it.
+pub fn link(host: &Host, caller: &str, interface: &str) -> Value {
+    let services = host.admin_get("/_trellis/services").json();
+    let component = services["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == caller)
+        .unwrap_or_else(|| panic!("{caller} is not loaded: {services}"))
+        .clone();
+    component["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["interface"] == interface)
+        .unwrap_or_else(|| panic!("{caller} does not import {interface}: {component}"))
+        .clone()
+}
+
 /// An HTTP response as a test looks at it.
 #[derive(Debug)]
 pub struct Reply {

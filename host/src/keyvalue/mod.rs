@@ -1,6 +1,7 @@
 //! The host side of `wasi:keyvalue@0.2.0-draft2` (store, atomics, batch) for every component.
 //! Each component gets its own namespace named after it; the bucket identifiers it opens are
-//! its own to choose. Writes run on the blocking pool because each one waits for an fsync.
+//! its own to choose. Reads run inline; writes run on the blocking pool because each one waits
+//! for an fsync.
 
 mod db;
 
@@ -40,8 +41,22 @@ impl Namespace {
         Self { storage, name }
     }
 
-    /// Runs a storage operation on the blocking pool, scoped to this namespace and `bucket`.
-    async fn run<R: Send + 'static>(
+    /// Runs a read inline: a redb read transaction takes microseconds and never waits on the
+    /// disk for long, so a trip to another thread would cost more than it saves.
+    fn read<R>(
+        &self,
+        operation: &'static str,
+        bucket: &str,
+        op: impl FnOnce(&Storage, Scope) -> Result<R, StorageError>,
+    ) -> Result<R, store::Error> {
+        let result =
+            op(&self.storage, Scope { namespace: &self.name, bucket }).map_err(|e| store::Error::Other(e.to_string()));
+        self.count(operation, result.is_ok());
+        result
+    }
+
+    /// Runs a write on the blocking pool: each one waits for its fsync.
+    async fn write<R: Send + 'static>(
         &self,
         operation: &'static str,
         bucket: String,
@@ -53,13 +68,17 @@ impl Namespace {
                 .await
                 .map_err(|e| store::Error::Other(format!("storage task failed: {e}")));
         let result = joined.and_then(|r| r.map_err(|e| store::Error::Other(e.to_string())));
+        self.count(operation, result.is_ok());
+        result
+    }
+
+    fn count(&self, operation: &'static str, ok: bool) {
         let labels = StorageLabels {
             component: self.name.to_string(),
             operation: operation.to_string(),
-            result: if result.is_ok() { "ok" } else { "error" }.to_string(),
+            result: if ok { "ok" } else { "error" }.to_string(),
         };
         METRICS.storage_operations.get_or_create(&labels).inc();
-        result
     }
 }
 
@@ -80,27 +99,27 @@ impl store::Host for HostState {
 impl store::HostBucket for HostState {
     async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<Option<Vec<u8>>> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.kv.run("get", name, move |s, scope| s.get(scope, &key)).await)
+        Ok(self.kv.read("get", &name, |s, scope| s.get(scope, &key)))
     }
 
     async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Answer<()> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.kv.run("set", name, move |s, scope| s.set_many(scope, &[(key, value)])).await)
+        Ok(self.kv.write("set", name, move |s, scope| s.set_many(scope, &[(key, value)])).await)
     }
 
     async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<()> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.kv.run("delete", name, move |s, scope| s.delete_many(scope, &[key])).await)
+        Ok(self.kv.write("delete", name, move |s, scope| s.delete_many(scope, &[key])).await)
     }
 
     async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<bool> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.kv.run("exists", name, move |s, scope| Ok(s.get(scope, &key)?.is_some())).await)
+        Ok(self.kv.read("exists", &name, |s, scope| Ok(s.get(scope, &key)?.is_some())))
     }
 
     async fn list_keys(&mut self, bucket: Resource<Bucket>, cursor: Option<String>) -> Answer<store::KeyResponse> {
         let name = self.bucket_name(&bucket)?;
-        let page = self.kv.run("list-keys", name, move |s, scope| s.list_keys(scope, cursor.as_deref())).await;
+        let page = self.kv.read("list-keys", &name, |s, scope| s.list_keys(scope, cursor.as_deref()));
         Ok(page.map(|(keys, cursor)| store::KeyResponse { keys, cursor }))
     }
 
@@ -113,7 +132,7 @@ impl store::HostBucket for HostState {
 impl atomics::Host for HostState {
     async fn increment(&mut self, bucket: Resource<Bucket>, key: String, delta: i64) -> Answer<i64> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.kv.run("increment", name, move |s, scope| s.increment(scope, &key, delta)).await)
+        Ok(self.kv.write("increment", name, move |s, scope| s.increment(scope, &key, delta)).await)
     }
 
     async fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> wasmtime::Result<Result<(), atomics::CasError>> {
@@ -121,7 +140,7 @@ impl atomics::Host for HostState {
         let (bucket_for_retry, key_for_retry) = (bucket.clone(), key.clone());
         let swapped = self
             .kv
-            .run("swap", bucket, move |s, scope| s.compare_and_swap(scope, &key, current.as_deref(), &value))
+            .write("swap", bucket, move |s, scope| s.compare_and_swap(scope, &key, current.as_deref(), &value))
             .await;
         Ok(match swapped {
             Ok(Swap::Done) => Ok(()),
@@ -138,7 +157,7 @@ impl atomics::HostCas for HostState {
     async fn new(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<Resource<Cas>> {
         let name = self.bucket_name(&bucket)?;
         let (bucket_name, key_name) = (name.clone(), key.clone());
-        match self.kv.run("cas-new", name, move |s, scope| s.get(scope, &key)).await {
+        match self.kv.read("cas-new", &name, |s, scope| s.get(scope, &key)) {
             Ok(current) => Ok(Ok(self.table().push(Cas { bucket: bucket_name, key: key_name, current })?)),
             Err(e) => Ok(Err(e)),
         }
@@ -161,24 +180,21 @@ impl batch::Host for HostState {
         keys: Vec<String>,
     ) -> Answer<Vec<Option<(String, Vec<u8>)>>> {
         let name = self.bucket_name(&bucket)?;
-        let found = self
-            .kv
-            .run("get-many", name, move |s, scope| {
-                let values = s.get_many(scope, &keys)?;
-                Ok(keys.into_iter().zip(values).map(|(k, v)| v.map(|v| (k, v))).collect())
-            })
-            .await;
+        let found = self.kv.read("get-many", &name, |s, scope| {
+            let values = s.get_many(scope, &keys)?;
+            Ok(keys.into_iter().zip(values).map(|(k, v)| v.map(|v| (k, v))).collect())
+        });
         Ok(found)
     }
 
     async fn set_many(&mut self, bucket: Resource<Bucket>, key_values: Vec<(String, Vec<u8>)>) -> Answer<()> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.kv.run("set-many", name, move |s, scope| s.set_many(scope, &key_values)).await)
+        Ok(self.kv.write("set-many", name, move |s, scope| s.set_many(scope, &key_values)).await)
     }
 
     async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Answer<()> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.kv.run("delete-many", name, move |s, scope| s.delete_many(scope, &keys)).await)
+        Ok(self.kv.write("delete-many", name, move |s, scope| s.delete_many(scope, &keys)).await)
     }
 }
 
