@@ -60,5 +60,20 @@ for manifest in */Cargo.toml testing/*/Cargo.toml; do
   # Copy then rename so a running host watching dist/ never sees a half-written file.
   cp "$src" "$dest/.$name.wasm.tmp" && mv -f "$dest/.$name.wasm.tmp" "$dest/$name.wasm"
 done
+# The Python guest (a large component embedding CPython), built by componentize-py.
+componentize_py_version=0.25.1
+python_guest="$here/testing/python-hello"
+if ! command -v componentize-py >/dev/null 2>&1 && command -v pip >/dev/null 2>&1; then
+  pip install -q "componentize-py==$componentize_py_version" 2>/dev/null || true
+fi
+if command -v componentize-py >/dev/null 2>&1; then
+  if [[ ! -f "$dist/testing/python-hello.wasm" || "$python_guest/app.py" -nt "$dist/testing/python-hello.wasm" ]]; then
+    (cd "$python_guest" && componentize-py -d wit -w python-hello componentize app -o "$dist/testing/.python-hello.wasm.tmp" >/dev/null) \
+      && mv -f "$dist/testing/.python-hello.wasm.tmp" "$dist/testing/python-hello.wasm"
+  fi
+else
+  echo "note: componentize-py is not available, so dist/testing/python-hello.wasm is not built" >&2
+fi
+
 echo "==> components in $dist: $(cd "$dist" && ls *.wasm | tr "\n" " ")"
 echo "==> test components in $dist/testing: $(cd "$dist/testing" && ls *.wasm | tr "\n" " ")"

@@ -160,13 +160,23 @@ fn a_full_bulkhead_answers_unavailable_at_once_instead_of_queueing() {
     "#;
     let host = Host::start_with(&["testing/faulty", "testing/consumer", "testing/provider"], config);
     std::thread::scope(|s| {
-        let slow = s.spawn(|| host.get("/faulty/slow?ms=2000").status);
-        let slow_call = s.spawn(|| host.get("/consumer/misbehave/slow?amount=2000").status);
-        std::thread::sleep(Duration::from_millis(500));
-        let (reply, took) = timed(|| host.get("/faulty/ok"));
+        let slow = s.spawn(|| host.get("/faulty/slow?ms=3000").status);
+        let slow_call = s.spawn(|| host.get("/consumer/misbehave/slow?amount=3000").status);
+        // Once the slow requests hold the only instances, the next ones are refused at once.
+        let refused = |path: &str| {
+            let started = Instant::now();
+            loop {
+                let (reply, took) = timed(|| host.get(path));
+                if reply.status != 200 || started.elapsed() > Duration::from_secs(1) {
+                    return (reply, took);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        let (reply, took) = refused("/faulty/ok");
         assert_eq!((reply.status, reply.error_code().as_str()), (503, "busy"), "{}", reply.body);
         assert!(took < Duration::from_millis(1000), "refused at once, took {took:?}");
-        let (reply, took) = timed(|| host.get("/consumer/greet/Ada"));
+        let (reply, took) = refused("/consumer/greet/Ada");
         assert_eq!(reply.status, 503);
         assert!(reply.body.contains("busy"), "{}", reply.body);
         assert!(took < Duration::from_millis(1000), "refused at once, took {took:?}");

@@ -127,3 +127,17 @@ fn a_restart_with_a_warm_compile_cache_serves_quickly() {
     let host = host.restart();
     assert_eq!(host.get("/hello/").status, 200);
 }
+
+#[test]
+fn an_18_mb_python_component_answers_within_3_s_of_a_restart_on_a_warm_cache() {
+    let size = std::fs::metadata(support::component("testing/python-hello")).unwrap().len();
+    assert!(size > 15_000_000, "the Python guest embeds CPython: {size} bytes");
+    let host = Host::start(&["testing/python-hello"]);
+    let reply = host.get("/python-hello/");
+    assert_eq!((reply.status, reply.body.as_str()), (200, "Hello from Python\n"));
+    let restarted = std::time::Instant::now();
+    let host = host.restart();
+    assert_eq!(host.get("/python-hello/").status, 200);
+    let took = restarted.elapsed();
+    assert!(took < std::time::Duration::from_secs(3), "answered {took:?} after the restart");
+}

@@ -70,6 +70,9 @@ pub struct Limits {
     /// Requests or calls that may wait for a busy component; beyond that the caller is told
     /// "unavailable" at once instead of queueing.
     pub max_queue: usize,
+    /// Table elements (function references) one instance may have: generous for real code,
+    /// and it bounds what a guest can make the host allocate.
+    pub max_table_elements: usize,
     /// Largest wasm stack, engine-wide (wasmtime sets it per engine). 512 KiB is wasmtime's
     /// default: deep enough for real code, and a runaway recursion traps quickly.
     pub max_wasm_stack_kib: usize,
@@ -87,6 +90,7 @@ impl Default for Limits {
             max_idle_instances: 32,
             max_instances: 64,
             max_queue: 256,
+            max_table_elements: 100_000,
             max_wasm_stack_kib: 512,
         }
     }
@@ -100,6 +104,7 @@ pub struct ComponentConfig {
     /// `["GET /hi", "/hello/{*rest}"]`.
     pub routes: Option<Vec<String>>,
     pub memory_mib: Option<u64>,
+    pub max_table_elements: Option<usize>,
     #[serde(default, with = "optional_millis")]
     pub request_timeout: Option<Duration>,
     #[serde(default, with = "optional_millis")]
@@ -141,6 +146,7 @@ impl Config {
         let mut limits = self.limits.clone();
         if let Some(own) = self.components.get(component) {
             limits.memory_mib = own.memory_mib.unwrap_or(limits.memory_mib);
+            limits.max_table_elements = own.max_table_elements.unwrap_or(limits.max_table_elements);
             limits.request_timeout = own.request_timeout.unwrap_or(limits.request_timeout);
             limits.call_timeout = own.call_timeout.unwrap_or(limits.call_timeout);
             limits.instance_reuse = own.instance_reuse.unwrap_or(limits.instance_reuse);
@@ -160,4 +166,35 @@ impl Config {
 
 pub fn mib(n: u64) -> usize {
     usize::try_from(n.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_components_own_limits_override_the_global_ones_and_nothing_else() {
+        let config: Config = toml::from_str(
+            r#"
+            [limits]
+            memory_mib = 128
+            call_timeout = 2000
+            [components.big]
+            memory_mib = 512
+            max_instances = 4
+            "#,
+        )
+        .unwrap();
+        let big = config.limits_for("big");
+        assert_eq!((big.memory_mib, big.max_instances, big.call_timeout), (512, 4, Duration::from_secs(2)));
+        let other = config.limits_for("other");
+        assert_eq!((other.memory_mib, other.max_instances), (128, 64));
+        assert_eq!(config.max_memory_bytes(), 512 * 1024 * 1024, "the engine's pool fits the largest");
+    }
+
+    #[test]
+    fn an_unknown_field_is_an_error_naming_it() {
+        let err = toml::from_str::<Config>("[limits]\nmemory_mb = 1\n").unwrap_err().to_string();
+        assert!(err.contains("memory_mb"), "{err}");
+    }
 }

@@ -14,7 +14,7 @@ use wasmtime::Store;
 use wasmtime::component::{Component, ComponentExportIndex, Instance, InstancePre};
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyIndices};
 
-use crate::config::{Limits, mib};
+use crate::config::Limits;
 use crate::discovery::Description;
 use crate::keyvalue::Namespace;
 use crate::link::Link;
@@ -169,7 +169,7 @@ impl LoadedComponent {
             warm.slot = Some(slot);
             return Ok(warm);
         }
-        let state = HostState::new(self.name.clone(), mib(self.limits.memory_mib), self.namespace.clone(), call);
+        let state = HostState::new(self.name.clone(), &self.limits, self.namespace.clone(), call);
         let mut store = new_store(self.pre.engine(), state);
         let started = std::time::Instant::now();
         let instance = self.pre.instantiate_async(&mut store).await.map_err(Checkout::Failed)?;

@@ -10,6 +10,7 @@ use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::config::{Limits, mib};
 use crate::keyvalue::Namespace;
 
 /// Why a call or request ran out of time; returned from the epoch callback so that the
@@ -34,6 +35,7 @@ pub struct CallContext {
 #[derive(Debug)]
 pub struct MemoryLimiter {
     max_memory: usize,
+    max_table_elements: usize,
     pub exceeded: bool,
 }
 
@@ -45,13 +47,9 @@ impl ResourceLimiter for MemoryLimiter {
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+        Ok(desired <= self.max_table_elements)
     }
 }
-
-/// Table elements one instance may have: generous for real code (function pointers), and
-/// bounds what a guest can make the host allocate.
-pub const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 /// The data of one Store.
 pub struct HostState {
@@ -65,12 +63,16 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub fn new(component: Arc<str>, max_memory: usize, kv: Namespace, call: CallContext) -> Self {
+    pub fn new(component: Arc<str>, limits: &Limits, kv: Namespace, call: CallContext) -> Self {
         let wasi = WasiCtx::builder().inherit_stdout().inherit_stderr().build();
         Self {
             component,
             call,
-            limiter: MemoryLimiter { max_memory, exceeded: false },
+            limiter: MemoryLimiter {
+                max_memory: mib(limits.memory_mib),
+                max_table_elements: limits.max_table_elements,
+                exceeded: false,
+            },
             kv,
             table: ResourceTable::new(),
             wasi,
