@@ -14,7 +14,7 @@ all: build
 build: host components
 
 host:
-	cargo build --release
+	cargo build --release -p trellis
 
 ## Build every guest component into dist/ (test-only ones into dist/testing/).
 components:

@@ -6,7 +6,7 @@
 //! - [`serve`] and [`server`]: `trellis serve`, the two listeners, and `run(.., shutdown)`.
 //! - [`incoming`]: one HTTP request into a `wasi:http` component.
 //! - [`router`]: which component answers which path.
-//! - [`registry`]: loading components and deciding who provides each import.
+//! - [`registry`] and [`resolver`]: loading components, and deciding who provides each import.
 //! - [`watcher`]: live drop-in, applying the components folder's changes as they happen.
 //! - [`discovery`] and [`typecheck`]: what a component imports and exports, and whether two agree.
 //! - [`link`]: forwarding a call from one component into another, through its [`breaker`].
@@ -33,6 +33,7 @@ pub mod link;
 pub mod loaded;
 pub mod metrics;
 pub mod registry;
+pub mod resolver;
 pub mod responses;
 pub mod router;
 pub mod serve;

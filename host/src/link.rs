@@ -9,8 +9,7 @@ use std::time::Instant;
 use arc_swap::ArcSwapOption;
 use wasmtime::component::{ComponentExportIndex, Linker, Val};
 
-use crate::breaker::{Breaker, Clock, Outcome, Rejected};
-use crate::config::Limits;
+use crate::breaker::{Breaker, Outcome, Rejected};
 use crate::discovery::Interface;
 use crate::loaded::{Checkout, LoadedComponent};
 use crate::metrics::METRICS;
@@ -92,14 +91,14 @@ pub struct Link {
     target: ArcSwapOption<Target>,
     /// Why there is no target, when there is none.
     unresolved: Mutex<String>,
-    limits: Limits,
-    pub clock: Arc<dyn Clock>,
+    /// How deep calls may nest before this link refuses one (`limits.max_call_depth`).
+    max_call_depth: u32,
 }
 
 impl Link {
-    pub fn new(caller: Arc<str>, interface: Interface, limits: Limits, clock: Arc<dyn Clock>) -> Arc<Self> {
+    pub fn new(caller: Arc<str>, interface: Interface, max_call_depth: u32) -> Arc<Self> {
         let unresolved = Mutex::new(format!("no loaded component provides {}", interface.full_name));
-        Arc::new(Self { caller, interface, target: ArcSwapOption::empty(), unresolved, limits, clock })
+        Arc::new(Self { caller, interface, target: ArcSwapOption::empty(), unresolved, max_call_depth })
     }
 
     pub fn target(&self) -> Option<Arc<Target>> {
@@ -166,8 +165,8 @@ impl Link {
         let Some(target) = self.target() else {
             return Err(CallFailure::Missing(self.unresolved.lock().unwrap().clone()));
         };
-        if caller.depth >= self.limits.max_call_depth {
-            return Err(CallFailure::TooDeep(self.limits.max_call_depth));
+        if caller.depth >= self.max_call_depth {
+            return Err(CallFailure::TooDeep(self.max_call_depth));
         }
         let permit = target.breaker.try_acquire().map_err(CallFailure::Rejected)?;
         let provider = &target.provider;

@@ -199,14 +199,6 @@ impl Router {
         self.routes.retain(|r| r.component != component);
     }
 
-    pub fn routes(&self) -> &[Route] {
-        &self.routes
-    }
-
-    pub fn routes_of<'a>(&'a self, component: &'a str) -> impl Iterator<Item = &'a Route> + 'a {
-        self.routes.iter().filter(move |r| r.component == component)
-    }
-
     pub fn lookup(&self, method: &Method, path: &str) -> Lookup<'_> {
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let mut allowed: Vec<Method> = Vec::new();
