@@ -67,7 +67,7 @@ fn health(app: &App) -> Response {
             json!({
                 "name": &*c.name,
                 "version": c.digest,
-                "state": if status::unresolved(c).is_empty() { "ready" } else { "degraded" },
+                "state": status::state(c),
                 "unresolved_imports": status::unresolved(c).into_iter().map(|(i, _)| i).collect::<Vec<_>>(),
                 "breakers": breakers,
             })

@@ -22,20 +22,14 @@ use crate::state::{CallContext, DeadlineExceeded};
 /// so the client, still sending, reliably gets the 413 instead of a reset connection.
 pub const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
-/// Limits that apply to one request.
-pub struct RequestLimits {
-    pub max_body_bytes: u64,
-    pub timeout: std::time::Duration,
-}
-
 /// Serves `request` with `component`, which must export `wasi:http/incoming-handler`.
 pub async fn serve(
     component: Arc<LoadedComponent>,
     request: http::Request<Incoming>,
-    limits: &RequestLimits,
     correlation_id: Arc<str>,
 ) -> Response {
-    let deadline = Instant::now() + limits.timeout;
+    let limits = &component.limits;
+    let deadline = Instant::now() + limits.request_timeout;
     let (mut parts, body) = request.into_parts();
     let body = match read_body(body, limits.max_body_bytes, content_length(&parts.headers)).await {
         Ok(body) => body,

@@ -203,8 +203,7 @@ impl LoadedComponent {
 
     /// Returns an instance that finished cleanly. A trapped instance must never come back here:
     /// callers drop it instead.
-    pub fn checkin(&self, warm: Warm) {
-        let mut warm = warm;
+    pub fn checkin(&self, mut warm: Warm) {
         warm.slot = None;
         if !self.pool.reuse {
             return;

@@ -99,8 +99,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 impl Metrics {
     fn new() -> Self {
-        let mut registry = Registry::with_prefix("trellis");
-        let metrics = Self {
+        let mut metrics = Self {
             http_requests: Family::default(),
             http_duration: Family::new_with_constructor(latency),
             calls: Family::default(),
@@ -111,9 +110,9 @@ impl Metrics {
             instantiation_duration: Family::new_with_constructor(latency),
             storage_operations: Family::default(),
             component_loads: Family::default(),
-            registry: Registry::default(),
+            registry: Registry::with_prefix("trellis"),
         };
-        let r = &mut registry;
+        let r = &mut metrics.registry;
         r.register(
             "http_requests",
             "HTTP requests served, by component, route and status",
@@ -156,7 +155,7 @@ impl Metrics {
             "Component loads, by result: loaded, failed, removed",
             metrics.component_loads.clone(),
         );
-        Self { registry, ..metrics }
+        metrics
     }
 
     /// The exposition, in the OpenMetrics text format Prometheus scrapes.

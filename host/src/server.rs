@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use crate::incoming::{self, RequestLimits};
+use crate::incoming;
 use crate::metrics::METRICS;
 use crate::registry::Registry;
 use crate::responses::{self, Response};
@@ -163,8 +163,6 @@ async fn public(app: &App, request: http::Request<Incoming>, correlation_id: Arc
         Lookup::NotFound => (None, String::new()),
     };
     let Some(component) = component else { return (responses::not_found(path), Served::host("-")) };
-    let limits =
-        RequestLimits { max_body_bytes: component.limits.max_body_bytes, timeout: component.limits.request_timeout };
     let served = Served { component: component.name.to_string(), route };
-    (incoming::serve(component, request, &limits, correlation_id).await, served)
+    (incoming::serve(component, request, correlation_id).await, served)
 }

@@ -27,7 +27,7 @@ fn component(c: &LoadedComponent) -> Value {
         "path": c.path,
         "digest": c.digest,
         "loaded_at": c.loaded_at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
-        "state": if unresolved(c).is_empty() { "ready" } else { "degraded" },
+        "state": state(c),
         "serves_http": c.serves_http(),
         "routes": c.routes.iter().map(|r| match &r.method {
             Some(m) => format!("{m} {}", r.pattern),
@@ -54,6 +54,11 @@ fn link(l: &crate::link::Link) -> Value {
             "reason": l.unresolved_reason(),
         }),
     }
+}
+
+/// "ready" when every import is linked, else "degraded".
+pub fn state(c: &LoadedComponent) -> &'static str {
+    if c.links.iter().all(|l| l.target().is_some()) { "ready" } else { "degraded" }
 }
 
 /// The imports of a component that no provider serves, with the reason for each.

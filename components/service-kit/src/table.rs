@@ -11,7 +11,6 @@ const NEXT_ID: &str = "next-id";
 
 pub struct Table {
     bucket: store::Bucket,
-    counters: store::Bucket,
     name: String,
 }
 
@@ -28,16 +27,16 @@ fn describe(e: store::Error) -> String {
 }
 
 impl Table {
-    /// Opens the bucket `name` (and the bucket of its id counter).
+    /// Opens the bucket `name`.
     pub fn open(name: &str) -> Result<Self, String> {
-        let bucket = store::open(name).map_err(describe)?;
-        let counters = store::open(&format!("{name}-counters")).map_err(describe)?;
-        Ok(Self { bucket, counters, name: name.to_string() })
+        Ok(Self { bucket: store::open(name).map_err(describe)?, name: name.to_string() })
     }
 
     /// A fresh id: 1, 2, 3... never reused, even after deletes or concurrent creates.
     pub fn next_id(&self) -> Result<u64, String> {
-        let id = atomics::increment(&self.counters, NEXT_ID, 1).map_err(describe)?;
+        // The counter has a bucket of its own so that listing the records never meets it.
+        let counters = store::open(&format!("{}-counters", self.name)).map_err(describe)?;
+        let id = atomics::increment(&counters, NEXT_ID, 1).map_err(describe)?;
         u64::try_from(id).map_err(|_| format!("the id counter of {} is corrupt", self.name))
     }
 
