@@ -159,20 +159,32 @@ fn a_full_bulkhead_answers_unavailable_at_once_instead_of_queueing() {
         max_queue = 0
     "#;
     let host = Host::start_with(&["testing/faulty", "testing/consumer", "testing/provider"], config);
-    std::thread::scope(|s| {
-        let slow = s.spawn(|| host.get("/faulty/slow?ms=3000").status);
-        let slow_call = s.spawn(|| host.get("/consumer/misbehave/slow?amount=3000").status);
-        // Once the slow requests hold the only instances, the next ones are refused at once.
-        let refused = |path: &str| {
-            let started = Instant::now();
-            loop {
-                let (reply, took) = timed(|| host.get(path));
-                if reply.status != 200 || started.elapsed() > Duration::from_secs(1) {
-                    return (reply, took);
-                }
-                std::thread::sleep(Duration::from_millis(50));
+    // A slow request takes the only instance; it may itself be refused while a probe below
+    // holds that instance for a moment, so it tries again until it gets in.
+    let hold = |path: &str| {
+        let started = Instant::now();
+        loop {
+            let status = host.get(path).status;
+            if status != 503 || started.elapsed() > SLACK {
+                return status;
             }
-        };
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    // Probes until the slow request holds the instance, then the probe is refused at once.
+    let refused = |path: &str| {
+        let started = Instant::now();
+        loop {
+            let (reply, took) = timed(|| host.get(path));
+            if reply.status != 200 || started.elapsed() > Duration::from_secs(3) {
+                return (reply, took);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    std::thread::scope(|s| {
+        let slow = s.spawn(|| hold("/faulty/slow?ms=4000"));
+        let slow_call = s.spawn(|| hold("/consumer/misbehave/slow?amount=4000"));
         let (reply, took) = refused("/faulty/ok");
         assert_eq!((reply.status, reply.error_code().as_str()), (503, "busy"), "{}", reply.body);
         assert!(took < Duration::from_millis(1000), "refused at once, took {took:?}");
