@@ -3,15 +3,18 @@
 //! it), the deadline, and the mapping of every failure to the host's JSON errors.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use tokio::sync::oneshot::Receiver;
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 
 use crate::link::{Unavailable, reason};
 use crate::loaded::{Checkout, LoadedComponent};
@@ -73,27 +76,19 @@ pub async fn serve(
             Err(e) => Err((e, warm.store.data().limiter.exceeded)),
         }
     });
+    // Drive the guest in this task until it has answered: most finish within their first
+    // poll, which saves a timer, a task and a cross-thread wake-up. One that answers and then
+    // keeps streaming its body finishes in a task of its own, still bounded by the deadline.
+    let first = std::future::poll_fn(|cx| Poll::Ready(guest.as_mut().poll(cx))).await;
+    if let Poll::Ready(finished) = first {
+        return finished_response(&component.name, receiver, finished).await;
+    }
     let mut receiver = receiver;
     let expiry = tokio::time::sleep_until(deadline.into());
     tokio::pin!(expiry);
-
-    // Drive the guest in this task until it has answered: most finish within one poll, which
-    // saves a task and a cross-thread wake-up. One that answers and then keeps streaming its
-    // body finishes in a task of its own, still bounded by the deadline.
     tokio::select! {
         biased;
-        finished = &mut guest => match receiver.try_recv() {
-            Ok(Ok(response)) => whole(response).await,
-            Ok(Err(code)) => error_code_response(&component.name, &code),
-            Err(_) => match finished {
-                Err((e, out_of_memory)) => failure_response(&component.name, &e, out_of_memory),
-                Ok(()) => responses::error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "no_response",
-                    format!("component '{}' returned without sending a response", component.name),
-                ),
-            },
-        },
+        finished = &mut guest => finished_response(&component.name, receiver, finished).await,
         answered = &mut receiver => {
             let rest = tokio::time::timeout_at(deadline.into(), guest);
             tokio::spawn(tracing::Instrument::in_current_span(rest));
@@ -104,6 +99,26 @@ pub async fn serve(
             }
         }
         () = &mut expiry => deadline_response(&component.name),
+    }
+}
+
+/// The answer once the guest's handler has returned: the response it sent, or why there is none.
+async fn finished_response(
+    component: &str,
+    mut receiver: Receiver<Result<Response, ErrorCode>>,
+    finished: Result<(), (wasmtime::Error, bool)>,
+) -> Response {
+    match receiver.try_recv() {
+        Ok(Ok(response)) => whole(response).await,
+        Ok(Err(code)) => error_code_response(component, &code),
+        Err(_) => match finished {
+            Err((e, out_of_memory)) => failure_response(component, &e, out_of_memory),
+            Ok(()) => responses::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no_response",
+                format!("component '{component}' returned without sending a response"),
+            ),
+        },
     }
 }
 
