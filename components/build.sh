@@ -36,19 +36,40 @@ install_debian_toolchain() {
   apt-get install -y -qq "${debian_packages[@]}" >/dev/null
 }
 
+# `cargo build` for the wasm target with whichever toolchain this machine has.
+wasm_build() {
+  if have_rustup_target; then
+    cargo build --release --target "$target" "$@"
+  else
+    PATH=/usr/bin:/usr/lib/llvm-16/bin:$PATH RUSTC_BOOTSTRAP=1 RUSTFLAGS="-L /usr/lib/wasm32-wasi" \
+      /usr/bin/cargo build --release --target "$target" -Zbuild-std=std,panic_abort "$@"
+  fi
+}
+
 cd "$here"
-if have_rustup_target; then
-  cargo build --release --target "$target"
-else
+if ! have_rustup_target; then
   debian_toolchain_ready || install_debian_toolchain
   debian_toolchain_ready || { echo "error: Debian's Rust toolchain for $target is still incomplete" >&2; exit 1; }
-  PATH=/usr/bin:/usr/lib/llvm-16/bin:$PATH RUSTC_BOOTSTRAP=1 RUSTFLAGS="-L /usr/lib/wasm32-wasi" \
-    /usr/bin/cargo build --release --target "$target" -Zbuild-std=std,panic_abort
 fi
+out="$here/target/$target/release"
+mkdir -p "$dist/testing"
+# Copy then rename so a running host watching dist/ never sees a half-written file.
+install_wasm() {
+  cp "$1" "$2.tmp" && mv -f "$2.tmp" "$2"
+}
+
+# The test-only successor of the user service: the same crate with its `next` feature. Built
+# first, and only when its sources changed (each switch of features recompiles the crate), so
+# that the full build below leaves the regular build in target/.
+next="$dist/testing/user-service-next.wasm"
+if [[ ! -f $next ]] || [[ -n $(find user-service service-kit guest-http Cargo.lock ../wit -newer "$next" \
+  -not -path '*/target/*' -print -quit) ]]; then
+  wasm_build -p user-service --features next
+  install_wasm "$out/user_service.wasm" "$next"
+fi
+wasm_build
 
 # Copy each cdylib member to dist/, named after its crate (its package name).
-mkdir -p "$dist/testing"
-out="$here/target/$target/release"
 for manifest in */Cargo.toml testing/*/Cargo.toml; do
   dir=$(dirname "$manifest")
   grep -q 'cdylib' "$manifest" || continue
@@ -57,8 +78,7 @@ for manifest in */Cargo.toml testing/*/Cargo.toml; do
   [[ $dir == testing/* ]] && dest="$dist/testing"
   src="$out/${name//-/_}.wasm"
   [[ -f $src ]] || { echo "error: $src was not built" >&2; exit 1; }
-  # Copy then rename so a running host watching dist/ never sees a half-written file.
-  cp "$src" "$dest/.$name.wasm.tmp" && mv -f "$dest/.$name.wasm.tmp" "$dest/$name.wasm"
+  install_wasm "$src" "$dest/$name.wasm"
 done
 # The Python guest (a large component embedding CPython), built by componentize-py.
 componentize_py_version=0.25.1

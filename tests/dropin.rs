@@ -29,11 +29,6 @@ fn digest(host: &Host, name: &str) -> Option<String> {
     component["digest"].as_str().map(str::to_string)
 }
 
-fn loaded_at(host: &Host, name: &str) -> Option<u64> {
-    let services = host.admin_get("/_trellis/services").json();
-    services["components"].as_array()?.iter().find(|c| c["name"] == name)?["loaded_at"].as_u64()
-}
-
 fn failure(host: &Host, name: &str) -> Option<String> {
     let services = host.admin_get("/_trellis/services").json();
     let failed = services["failed"].as_array()?.iter().find(|f| f["name"] == name)?.clone();
@@ -85,6 +80,8 @@ fn replacing_a_provider_under_load_fails_no_request_and_switches_behaviour() {
 #[test]
 fn replacing_the_user_service_three_times_while_orders_flow_fails_nothing_and_keeps_the_data() {
     let host = Host::start(&["user-service", "order-service"]);
+    let version = || host.get("/api/v1/users").header("x-service-version").map(str::to_string);
+    assert_eq!(version().as_deref(), Some("0.1.0"));
     let user = host.send("POST", "/api/v1/users", Some(&json!({ "name": "Ada", "email": "ada@example.com" })));
     assert_eq!(user.status, 201);
     let order = json!({
@@ -105,13 +102,14 @@ fn replacing_the_user_service_three_times_while_orders_flow_fails_nothing_and_ke
             }
             (created, failures)
         });
+        // Three releases in place: the successor, back to the current build, the successor again.
+        let releases = [("testing/user-service-next", "0.2.0-next"), ("user-service", "0.1.0")];
         for round in 0..3 {
-            let before = loaded_at(&host, "user-service");
-            // Each round rewrites the file in place: a new version, as far as the host can tell.
+            let (build, expected) = releases[round % 2];
             let path = host.components_dir().join("user-service.wasm");
-            std::fs::write(&path, std::fs::read(support::component("user-service")).unwrap()).unwrap();
-            touch_later(&path, round);
-            eventually(PICKUP, "the replacement to load", || loaded_at(&host, "user-service") != before);
+            std::fs::write(&path, std::fs::read(support::component(build)).unwrap()).unwrap();
+            touch_later(&path, round as u64);
+            eventually(PICKUP, "the new release to answer", || version().as_deref() == Some(expected));
             std::thread::sleep(Duration::from_millis(300));
         }
         stop.store(true, Ordering::Relaxed);
@@ -121,7 +119,9 @@ fn replacing_the_user_service_three_times_while_orders_flow_fails_nothing_and_ke
     assert!(created > 3, "orders kept flowing ({created})");
     let log = host.log_when(|log| log.matches("component loaded component=user-service").count() >= 4);
     assert!(log.matches("component loaded component=user-service").count() >= 4, "{log}");
-    assert_eq!(host.get("/api/v1/users/1").json()["email"], "ada@example.com", "the replaced service kept its data");
+    let user = host.get("/api/v1/users/1");
+    assert_eq!(user.header("x-service-version"), Some("0.2.0-next"), "the last release answers");
+    assert_eq!(user.json()["email"], "ada@example.com", "the replaced service kept its data");
 }
 
 /// Gives each rewrite a distinct modification time even on coarse-grained file systems.

@@ -147,6 +147,7 @@ fn http_comparison(paths: &Paths) -> anyhow::Result<HttpResults> {
     let trellis = systems::trellis(&paths.trellis, &dir.join("components"), &dir.join("data"), None)?;
     let wasmtime = systems::wasmtime_serve(&paths.wasmtime, &paths.dist("hello"))?;
     let hyper = systems::hyper_baseline(&paths.baseline, HELLO_BODY)?;
+    let servers = [&trellis, &wasmtime, &hyper];
     let urls = [format!("{}/hello/", trellis.base), format!("{}/", wasmtime.base), format!("{}/", hyper.base)];
     for url in &urls {
         wrk::run(url, 16, Duration::from_secs(1), None)?; // warm-up
@@ -156,13 +157,16 @@ fn http_comparison(paths: &Paths) -> anyhow::Result<HttpResults> {
         for (level, connections) in CONCURRENCY.iter().enumerate() {
             for k in 0..SYSTEMS.len() {
                 let system = (k + round + level) % SYSTEMS.len(); // rotate who goes first
-                runs[system][level].push(wrk::run(&urls[system], *connections, seconds(), None)?);
+                runs[system][level].push(measured(servers[system], &urls[system], *connections)?);
             }
         }
     }
     let loads: Vec<Vec<Load>> = runs.into_iter().map(|levels| levels.into_iter().map(median_load).collect()).collect();
     let mut table = String::from("## HTTP into a component: `hello`\n\n");
-    table.push_str("| connections | system | requests/s | p50 | p99 | failures |\n|---|---|---|---|---|---|\n");
+    table.push_str(
+        "| connections | system | requests/s | p50 | p99 | server CPU per request | failures |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
     let mut rps = [[0.0; CONCURRENCY.len()]; 3];
     for (level, connections) in CONCURRENCY.iter().enumerate() {
         for (system, name) in SYSTEMS.iter().enumerate() {
@@ -170,8 +174,8 @@ fn http_comparison(paths: &Paths) -> anyhow::Result<HttpResults> {
             rps[system][level] = l.rps;
             writeln!(
                 table,
-                "| {connections} | {name} | {:.0} | {:.3} ms | {:.3} ms | {} |",
-                l.rps, l.p50_ms, l.p99_ms, l.failures
+                "| {connections} | {name} | {:.0} | {:.3} ms | {:.3} ms | {:.1} µs | {} |",
+                l.rps, l.p50_ms, l.p99_ms, l.server_cpu_us, l.failures
             )?;
         }
     }
@@ -186,6 +190,16 @@ fn http_comparison(paths: &Paths) -> anyhow::Result<HttpResults> {
     }
     drop((trellis, wasmtime, hyper));
     Ok(HttpResults { table, rps })
+}
+
+/// A load run that also measures the server's CPU time per request: on a machine whose cores
+/// the load generator shares, this is what bounds throughput.
+fn measured(server: &Server, url: &str, connections: u32) -> anyhow::Result<Load> {
+    let before = server.cpu_time()?;
+    let mut load = wrk::run(url, connections, seconds(), None)?;
+    let spent = server.cpu_time()? - before;
+    load.server_cpu_us = spent.as_secs_f64() * 1e6 / load.requests.max(1) as f64;
+    Ok(load)
 }
 
 fn services(paths: &Paths) -> anyhow::Result<String> {

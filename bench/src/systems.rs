@@ -21,6 +21,17 @@ impl Server {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// The CPU time the server process has used so far, user and system, all threads.
+    pub fn cpu_time(&self) -> anyhow::Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
+        // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+        let rest = stat.rsplit_once(')').map(|(_, rest)| rest).context("unexpected /proc stat")?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+        // USER_HZ, the unit of these fields, is 100 on Linux whatever the kernel's tick rate.
+        Ok(Duration::from_millis(ticks * 10))
+    }
 }
 
 impl Drop for Server {

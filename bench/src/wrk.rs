@@ -16,6 +16,10 @@ pub struct Load {
     pub p99_ms: f64,
     /// Responses that were not 2xx/3xx, plus socket errors.
     pub failures: u64,
+    /// All requests answered, failed ones included.
+    pub requests: u64,
+    /// The server's CPU time (user + system) per request, in µs, when the caller measured it.
+    pub server_cpu_us: f64,
 }
 
 /// Runs `wrk` with `connections` connections for `duration`, with an optional Lua script.
@@ -62,6 +66,7 @@ fn parse(text: &str) -> anyhow::Result<Load> {
     if seconds <= 0.0 {
         bail!("no request count in the report");
     }
+    load.requests = requests;
     load.rps = requests.saturating_sub(load.failures) as f64 / seconds;
     Ok(load)
 }

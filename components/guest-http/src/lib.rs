@@ -99,20 +99,28 @@ pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// Headers besides `content-type` and `content-length`.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Response {
     pub fn json(status: u16, value: &serde_json::Value) -> Self {
-        Self { status, content_type: "application/json", body: value.to_string().into_bytes() }
+        Self { status, content_type: "application/json", body: value.to_string().into_bytes(), headers: Vec::new() }
     }
 
     pub fn text(status: u16, text: impl Into<String>) -> Self {
-        Self { status, content_type: "text/plain; charset=utf-8", body: text.into().into_bytes() }
+        Self { status, content_type: "text/plain; charset=utf-8", body: text.into().into_bytes(), headers: Vec::new() }
     }
 
     /// 204 with no body.
     pub fn empty() -> Self {
-        Self { status: 204, content_type: "text/plain", body: Vec::new() }
+        Self { status: 204, content_type: "text/plain", body: Vec::new(), headers: Vec::new() }
+    }
+
+    /// The same response with one more header.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
 
     /// `{"error": {"code": code, "message": message}}`.
@@ -133,6 +141,9 @@ impl Response {
         let headers = Fields::new();
         let _ = headers.set("content-type", &[self.content_type.as_bytes().to_vec()]);
         let _ = headers.set("content-length", &[self.body.len().to_string().into_bytes()]);
+        for (name, value) in &self.headers {
+            let _ = headers.append(name, value.as_bytes());
+        }
         let response = OutgoingResponse::new(headers);
         let _ = response.set_status_code(self.status);
         let Ok(body) = response.body() else { return };

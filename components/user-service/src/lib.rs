@@ -23,6 +23,10 @@ wit_bindgen::generate!({
 
 struct UserService;
 
+/// Sent as `x-service-version` on every HTTP response, so clients and tests can tell which
+/// build answered. The `next` feature builds the test-only successor (`dist/testing/`).
+const VERSION: &str = if cfg!(feature = "next") { "0.2.0-next" } else { env!("CARGO_PKG_VERSION") };
+
 export!(UserService);
 wasip2::http::proxy::export!(UserService);
 
@@ -43,7 +47,7 @@ impl routes::Guest for UserService {
 
 impl wasip2::exports::http::incoming_handler::Guest for UserService {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        guest_http::serve(request, out, route);
+        guest_http::serve(request, out, |request| route(request).with_header("x-service-version", VERSION));
     }
 }
 
