@@ -23,7 +23,8 @@ pub fn throughput(path: &Path, concurrency: &[u32], series: &[(&str, Vec<f64>)])
         .x_label_formatter(&|x| {
             let i = x.floor() as usize;
             if (x - x.floor() - 0.5).abs() < 0.01 && i < concurrency.len() {
-                format!("{} connections", concurrency[i])
+                let n = concurrency[i];
+                format!("{n} connection{}", if n == 1 { "" } else { "s" })
             } else {
                 String::new()
             }
@@ -31,7 +32,7 @@ pub fn throughput(path: &Path, concurrency: &[u32], series: &[(&str, Vec<f64>)])
         .y_label_formatter(&|y| format!("{y:.0}"))
         .y_desc("requests / s")
         .draw()?;
-    let colors = [RGBColor(46, 125, 50), RGBColor(30, 100, 200), RGBColor(150, 150, 150)];
+    let colors = [RGBColor(46, 125, 50), RGBColor(30, 100, 200), RGBColor(150, 150, 150), RGBColor(129, 199, 132)];
     let width = 0.8 / series.len() as f64;
     for (s, (name, values)) in series.iter().enumerate() {
         let color = colors[s % colors.len()];

@@ -95,12 +95,15 @@ fn main() -> anyhow::Result<()> {
         seconds().as_secs()
     )?;
 
+    // The in-process call measurement goes first, before the load runs and the fsync-heavy
+    // order writes leave the machine busy with write-back.
+    let calls = calls(&paths)?;
     let http = http_comparison(&paths)?;
     report.push_str(&http.table);
     chart::throughput(&paths.root.join("bench/results/http.svg"), &CONCURRENCY, &http.series())?;
     report.push_str("\n![requests per second](http.svg)\n\n");
     report.push_str(&services(&paths)?);
-    report.push_str(&calls(&paths)?);
+    report.push_str(&calls);
     report.push_str(&startup(&paths)?);
     report.push_str(&memory(&paths)?);
     let out = paths.root.join("bench/results/RESULTS.md");
@@ -131,10 +134,10 @@ fn machine() -> String {
 struct HttpResults {
     table: String,
     /// Per system, per concurrency level.
-    rps: [[f64; CONCURRENCY.len()]; 3],
+    rps: [[f64; CONCURRENCY.len()]; SYSTEMS.len()],
 }
 
-const SYSTEMS: [&str; 3] = ["Trellis", "wasmtime serve", "hyper (no wasm)"];
+const SYSTEMS: [&str; 4] = ["Trellis", "wasmtime serve", "hyper (no wasm)", "Trellis, access log on"];
 
 impl HttpResults {
     fn series(&self) -> Vec<(&'static str, Vec<f64>)> {
@@ -147,8 +150,15 @@ fn http_comparison(paths: &Paths) -> anyhow::Result<HttpResults> {
     let trellis = systems::trellis(&paths.trellis, &dir.join("components"), &dir.join("data"), None)?;
     let wasmtime = systems::wasmtime_serve(&paths.wasmtime, &paths.dist("hello"))?;
     let hyper = systems::hyper_baseline(&paths.baseline, HELLO_BODY)?;
-    let servers = [&trellis, &wasmtime, &hyper];
-    let urls = [format!("{}/hello/", trellis.base), format!("{}/", wasmtime.base), format!("{}/", hyper.base)];
+    let logging_dir = paths.folder("hello-logging", &["hello"])?;
+    let logging = systems::trellis_logging(&paths.trellis, &logging_dir.join("components"), &logging_dir.join("data"))?;
+    let servers = [&trellis, &wasmtime, &hyper, &logging];
+    let urls = [
+        format!("{}/hello/", trellis.base),
+        format!("{}/", wasmtime.base),
+        format!("{}/", hyper.base),
+        format!("{}/hello/", logging.base),
+    ];
     for url in &urls {
         wrk::run(url, 16, Duration::from_secs(1), None)?; // warm-up
     }
@@ -167,7 +177,7 @@ fn http_comparison(paths: &Paths) -> anyhow::Result<HttpResults> {
         "| connections | system | requests/s | p50 | p99 | server CPU per request | failures |\n\
          |---|---|---|---|---|---|---|\n",
     );
-    let mut rps = [[0.0; CONCURRENCY.len()]; 3];
+    let mut rps = [[0.0; CONCURRENCY.len()]; SYSTEMS.len()];
     for (level, connections) in CONCURRENCY.iter().enumerate() {
         for (system, name) in SYSTEMS.iter().enumerate() {
             let l = loads[system][level];
@@ -179,16 +189,21 @@ fn http_comparison(paths: &Paths) -> anyhow::Result<HttpResults> {
             )?;
         }
     }
-    table.push_str("\n| connections | Trellis / wasmtime serve | Trellis / hyper |\n|---|---|---|\n");
+    table.push_str(
+        "\nTrellis runs with `RUST_LOG=warn` (no access log) in the comparison; \"access log on\" is its\n\
+         default level, formatting and writing one log line per request.\n\n\
+         | connections | Trellis / wasmtime serve | Trellis / hyper | access log on / hyper |\n|---|---|---|---|\n",
+    );
     for (level, connections) in CONCURRENCY.iter().enumerate() {
         writeln!(
             table,
-            "| {connections} | {:.2} | {:.2} |",
+            "| {connections} | {:.2} | {:.2} | {:.2} |",
             rps[0][level] / rps[1][level],
-            rps[0][level] / rps[2][level]
+            rps[0][level] / rps[2][level],
+            rps[3][level] / rps[2][level]
         )?;
     }
-    drop((trellis, wasmtime, hyper));
+    drop((trellis, wasmtime, hyper, logging));
     Ok(HttpResults { table, rps })
 }
 

@@ -41,8 +41,25 @@ impl Drop for Server {
     }
 }
 
-/// `trellis serve` on port 0 over `components`, with its data in `data`.
+/// `trellis serve` on port 0 over `components`, with its data in `data`, logging warnings
+/// only (no access-log line per request; see [`trellis_logging`]).
 pub fn trellis(bin: &Path, components: &Path, data: &Path, config: Option<&Path>) -> anyhow::Result<Server> {
+    trellis_with_log(bin, components, data, config, "warn")
+}
+
+/// `trellis serve` with its default log level, which writes an access-log line per request
+/// (formatted and written, to a discarded stderr).
+pub fn trellis_logging(bin: &Path, components: &Path, data: &Path) -> anyhow::Result<Server> {
+    trellis_with_log(bin, components, data, None, "info")
+}
+
+fn trellis_with_log(
+    bin: &Path,
+    components: &Path,
+    data: &Path,
+    config: Option<&Path>,
+    log: &str,
+) -> anyhow::Result<Server> {
     let _ = std::fs::remove_file(data.join("listen.addr"));
     let mut command = Command::new(bin);
     command
@@ -51,7 +68,7 @@ pub fn trellis(bin: &Path, components: &Path, data: &Path, config: Option<&Path>
         .arg(components)
         .arg("--data")
         .arg(data)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", log)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     if let Some(config) = config {

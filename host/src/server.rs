@@ -127,7 +127,8 @@ async fn handle(app: Arc<App>, request: http::Request<Incoming>, listener: Liste
         %method,
         path,
         status,
-        latency_ms = took.as_secs_f64() * 1000.0,
+        // Microsecond precision: 0.126, not 0.12551700000000002.
+        latency_ms = (took.as_secs_f64() * 1e6).round() / 1000.0,
         component = served.component,
         correlation_id = &*correlation_id,
         "request"
