@@ -277,6 +277,12 @@ fn the_order_service_checks_users_only_through_its_wit_import() {
 #[test]
 fn the_gateway_aggregates_and_degrades_when_the_order_service_is_missing() {
     let host = Host::start(SHOP);
+    let empty = host.get("/api/v1/dashboard");
+    assert_eq!(
+        empty.json(),
+        json!({ "total_users": 0, "total_orders": 0, "pending_orders": 0, "completed_orders": 0, "total_revenue": 0.0 })
+    );
+    assert!(!empty.body.contains("-0"), "no negative zero: {}", empty.body);
     create_user(&host, "Ada", "ada@example.com");
     create_user(&host, "Grace", "grace@example.com");
     create_order(&host, 1);

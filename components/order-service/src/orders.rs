@@ -173,7 +173,8 @@ pub fn create(request: &Request) -> Response {
         Err(users::Error::Unavailable(why)) => return Response::error(503, "unavailable", &why),
         Err(users::Error::Invalid(why) | users::Error::Conflict(why)) => return invalid(&why),
     }
-    let total = items.iter().map(|i| f64::from(i.quantity) * i.price).sum();
+    // Folded from +0.0: `sum` of floats starts at -0.0, which JSON would show as -0.0.
+    let total = items.iter().map(|i| f64::from(i.quantity) * i.price).fold(0.0, |sum, x| sum + x);
     let result = (|| -> Result<Response, String> {
         let orders = orders()?;
         let id = orders.next_id()?;
@@ -293,6 +294,10 @@ pub fn stats() -> Result<api::Stats, String> {
         total_orders: all.len() as u64,
         pending_orders: count(Status::Pending),
         completed_orders: count(Status::Delivered),
-        total_revenue: all.iter().filter(|o| o.status != Status::Cancelled).map(|o| o.total).sum(),
+        total_revenue: all
+            .iter()
+            .filter(|o| o.status != Status::Cancelled)
+            .map(|o| o.total)
+            .fold(0.0, |sum, x| sum + x),
     })
 }
