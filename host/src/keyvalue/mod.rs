@@ -55,7 +55,7 @@ impl Namespace {
         result
     }
 
-    /// Runs a write on the blocking pool: each one waits for its fsync.
+    /// Runs a write on the blocking pool: each one waits for the fsync of the commit holding it.
     async fn write<R: Send + 'static>(
         &self,
         operation: &'static str,
@@ -104,12 +104,12 @@ impl store::HostBucket for HostState {
 
     async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Answer<()> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.kv.write("set", name, move |s, scope| s.set_many(scope, &[(key, value)])).await)
+        Ok(self.kv.write("set", name, move |s, scope| s.set_many(scope, vec![(key, value)])).await)
     }
 
     async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<()> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.kv.write("delete", name, move |s, scope| s.delete_many(scope, &[key])).await)
+        Ok(self.kv.write("delete", name, move |s, scope| s.delete_many(scope, vec![key])).await)
     }
 
     async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<bool> {
@@ -132,16 +132,14 @@ impl store::HostBucket for HostState {
 impl atomics::Host for HostState {
     async fn increment(&mut self, bucket: Resource<Bucket>, key: String, delta: i64) -> Answer<i64> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.kv.write("increment", name, move |s, scope| s.increment(scope, &key, delta)).await)
+        Ok(self.kv.write("increment", name, move |s, scope| s.increment(scope, key, delta)).await)
     }
 
     async fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> wasmtime::Result<Result<(), atomics::CasError>> {
         let Cas { bucket, key, current } = self.table().delete(cas)?;
         let (bucket_for_retry, key_for_retry) = (bucket.clone(), key.clone());
-        let swapped = self
-            .kv
-            .write("swap", bucket, move |s, scope| s.compare_and_swap(scope, &key, current.as_deref(), &value))
-            .await;
+        let swapped =
+            self.kv.write("swap", bucket, move |s, scope| s.compare_and_swap(scope, key, current, value)).await;
         Ok(match swapped {
             Ok(Swap::Done) => Ok(()),
             Ok(Swap::Changed(now)) => {
@@ -189,12 +187,12 @@ impl batch::Host for HostState {
 
     async fn set_many(&mut self, bucket: Resource<Bucket>, key_values: Vec<(String, Vec<u8>)>) -> Answer<()> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.kv.write("set-many", name, move |s, scope| s.set_many(scope, &key_values)).await)
+        Ok(self.kv.write("set-many", name, move |s, scope| s.set_many(scope, key_values)).await)
     }
 
     async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Answer<()> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.kv.write("delete-many", name, move |s, scope| s.delete_many(scope, &keys)).await)
+        Ok(self.kv.write("delete-many", name, move |s, scope| s.delete_many(scope, keys)).await)
     }
 }
 
