@@ -283,6 +283,9 @@ fn the_gateway_aggregates_and_degrades_when_the_order_service_is_missing() {
         json!({ "total_users": 0, "total_orders": 0, "pending_orders": 0, "completed_orders": 0, "total_revenue": 0.0 })
     );
     assert!(!empty.body.contains("-0"), "no negative zero: {}", empty.body);
+    for path in ["/api/v1/dashboard", "/api/v1/orders", "/api/v1/users"] {
+        assert_eq!(host.get(path).header("x-service-version"), Some("0.1.0"), "{path} names its service's version");
+    }
     create_user(&host, "Ada", "ada@example.com");
     create_user(&host, "Grace", "grace@example.com");
     create_order(&host, 1);

@@ -46,7 +46,8 @@ impl routes::Guest for OrderService {
 
 impl wasip2::exports::http::incoming_handler::Guest for OrderService {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        guest_http::serve(request, out, route);
+        let version = env!("CARGO_PKG_VERSION");
+        guest_http::serve(request, out, |request| route(request).with_header("x-service-version", version));
     }
 }
 
