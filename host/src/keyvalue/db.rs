@@ -150,21 +150,21 @@ impl Storage {
     /// find no commit under way commits everything queued so far, its own write included;
     /// writes queued meanwhile go together into the next commit.
     fn write(&self, scope: Scope, change: Change) -> Result<Written, StorageError> {
-        let (done, outcome) = sync_channel(1);
+        let (reply, outcome) = sync_channel(1);
         let write = Write { namespace: scope.namespace.to_string(), bucket: scope.bucket.to_string(), change };
-        self.group.queue.lock().unwrap_or_else(PoisonError::into_inner).push((write, done));
+        self.group.queue.lock().unwrap_or_else(PoisonError::into_inner).push((write, reply));
         let _committing = self.group.commit.lock().unwrap_or_else(PoisonError::into_inner);
         if let Ok(result) = outcome.try_recv() {
             return result; // the previous commit held it
         }
         let batch = std::mem::take(&mut *self.group.queue.lock().unwrap_or_else(PoisonError::into_inner));
-        let (writes, senders): (Vec<Write>, Vec<Outcome>) = batch.into_iter().unzip();
+        let (writes, replies): (Vec<Write>, Vec<Reply>) = batch.into_iter().unzip();
         let results = match self.commit(writes) {
             Ok(results) => results,
-            Err(e) => senders.iter().map(|_| Err(e.clone())).collect(),
+            Err(e) => replies.iter().map(|_| Err(e.clone())).collect(),
         };
-        for (sender, result) in senders.into_iter().zip(results) {
-            let _ = sender.send(result);
+        for (reply, result) in replies.into_iter().zip(results) {
+            let _ = reply.send(result);
         }
         outcome.try_recv().unwrap_or_else(|_| Err(StorageError("the write was lost before its commit".into())))
     }
@@ -184,12 +184,12 @@ impl Storage {
 }
 
 /// Where a queued write's outcome goes once its group has committed.
-type Outcome = SyncSender<Result<Written, StorageError>>;
+type Reply = SyncSender<Result<Written, StorageError>>;
 
 /// Writers waiting for a commit, and the lock held by whoever is committing.
 #[derive(Default)]
 struct GroupCommit {
-    queue: Mutex<Vec<(Write, Outcome)>>,
+    queue: Mutex<Vec<(Write, Reply)>>,
     commit: Mutex<()>,
 }
 
