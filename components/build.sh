@@ -13,9 +13,10 @@ dist="$root/dist"
 target=wasm32-wasip2
 debian_packages=(rustc-web cargo-web rust-web-src rust-web-llvm lld-16 wasi-libc)
 
-have_rustup_target() {
-  command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx "$target"
-}
+rustup_target=false
+if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+  rustup_target=true
+fi
 
 debian_toolchain_ready() {
   [[ -x /usr/bin/cargo && -x /usr/bin/rustc && -d /usr/lib/rustlib/src/rust/library \
@@ -38,7 +39,7 @@ install_debian_toolchain() {
 
 # `cargo build` for the wasm target with whichever toolchain this machine has.
 wasm_build() {
-  if have_rustup_target; then
+  if $rustup_target; then
     cargo build --release --target "$target" "$@"
   else
     PATH=/usr/bin:/usr/lib/llvm-16/bin:$PATH RUSTC_BOOTSTRAP=1 RUSTFLAGS="-L /usr/lib/wasm32-wasi" \
@@ -47,7 +48,7 @@ wasm_build() {
 }
 
 cd "$here"
-if ! have_rustup_target; then
+if ! $rustup_target; then
   debian_toolchain_ready || install_debian_toolchain
   debian_toolchain_ready || { echo "error: Debian's Rust toolchain for $target is still incomplete" >&2; exit 1; }
 fi
@@ -88,8 +89,15 @@ if ! command -v componentize-py >/dev/null 2>&1 && command -v pip >/dev/null 2>&
 fi
 if command -v componentize-py >/dev/null 2>&1; then
   if [[ ! -f "$dist/testing/python-hello.wasm" || "$python_guest/app.py" -nt "$dist/testing/python-hello.wasm" ]]; then
-    (cd "$python_guest" && componentize-py -d wit -w python-hello componentize app -o "$dist/testing/.python-hello.wasm.tmp" >/dev/null) \
-      && mv -f "$dist/testing/.python-hello.wasm.tmp" "$dist/testing/python-hello.wasm"
+    # The standard WASI WIT, as shipped in the `wasip2` crate the Rust guests already use.
+    wasi_wit=$(cargo metadata --format-version 1 --offline | python3 -c '
+import json, os, sys
+crates = [p for p in json.load(sys.stdin)["packages"] if p["name"] == "wasip2"]
+newest = max(crates, key=lambda p: [int(n) for n in p["version"].split("+")[0].split(".")])
+print(os.path.join(os.path.dirname(newest["manifest_path"]), "wit"))')
+    (cd "$python_guest" && componentize-py -d "$wasi_wit" -w wasi:http/proxy@0.2.12 componentize app \
+      -o "$dist/testing/python-hello.wasm.tmp" >/dev/null) \
+      && mv -f "$dist/testing/python-hello.wasm.tmp" "$dist/testing/python-hello.wasm"
   fi
 else
   echo "note: componentize-py is not available, so dist/testing/python-hello.wasm is not built" >&2

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use support::{Host, eventually};
 
 /// Picking up a dropped file: generous, since the machine may be busy compiling.
@@ -27,6 +27,15 @@ fn digest(host: &Host, name: &str) -> Option<String> {
     let services = host.admin_get("/_trellis/services").json();
     let component = services["components"].as_array()?.iter().find(|c| c["name"] == name)?.clone();
     component["digest"].as_str().map(str::to_string)
+}
+
+/// An order for user 1.
+fn order() -> Value {
+    json!({
+        "user_id": 1,
+        "items": [{ "product_id": 1, "product_name": "Widget", "quantity": 1, "price": 2.5 }],
+        "shipping_address": "1 Main St"
+    })
 }
 
 fn failure(host: &Host, name: &str) -> Option<String> {
@@ -53,7 +62,7 @@ fn a_provider_dropped_in_resolves_the_components_waiting_for_it() {
 
 #[test]
 fn replacing_a_provider_under_load_fails_no_request_and_switches_behaviour() {
-    let mut host = Host::start(&["testing/consumer"]);
+    let host = Host::start(&["testing/consumer"]);
     deploy(&host, "testing/provider", "greeter");
     eventually(PICKUP, "the first version", || host.get("/consumer/greet/Ada").body == "Hello, Ada!");
     let stop = AtomicBool::new(false);
@@ -74,7 +83,6 @@ fn replacing_a_provider_under_load_fails_no_request_and_switches_behaviour() {
         client.join().unwrap()
     });
     assert!(failures.is_empty(), "failed requests during the swap: {failures:?}");
-    host.kill();
 }
 
 #[test]
@@ -84,11 +92,7 @@ fn replacing_the_user_service_three_times_while_orders_flow_fails_nothing_and_ke
     assert_eq!(version().as_deref(), Some("0.1.0"));
     let user = host.send("POST", "/api/v1/users", Some(&json!({ "name": "Ada", "email": "ada@example.com" })));
     assert_eq!(user.status, 201);
-    let order = json!({
-        "user_id": 1,
-        "items": [{ "product_id": 1, "product_name": "Widget", "quantity": 1, "price": 2.5 }],
-        "shipping_address": "1 Main St"
-    });
+    let order = order();
     let stop = AtomicBool::new(false);
     let (created, failures) = std::thread::scope(|s| {
         let client = s.spawn(|| {
@@ -107,7 +111,7 @@ fn replacing_the_user_service_three_times_while_orders_flow_fails_nothing_and_ke
         for round in 0..3 {
             let (build, expected) = releases[round % 2];
             let path = host.components_dir().join("user-service.wasm");
-            std::fs::write(&path, std::fs::read(support::component(build)).unwrap()).unwrap();
+            std::fs::copy(support::component(build), &path).unwrap();
             touch_later(&path, round as u64);
             eventually(PICKUP, "the new release to answer", || version().as_deref() == Some(expected));
             std::thread::sleep(Duration::from_millis(300));
@@ -135,11 +139,7 @@ fn touch_later(path: &Path, round: u64) {
 fn removing_a_dependency_makes_dependents_answer_503_and_adding_it_back_heals_them() {
     let host = Host::start(&["user-service", "order-service"]);
     host.send("POST", "/api/v1/users", Some(&json!({ "name": "Ada", "email": "ada@example.com" })));
-    let order = json!({
-        "user_id": 1,
-        "items": [{ "product_id": 1, "product_name": "Widget", "quantity": 1, "price": 2.5 }],
-        "shipping_address": "1 Main St"
-    });
+    let order = order();
     assert_eq!(host.send("POST", "/api/v1/orders", Some(&order)).status, 201);
 
     std::fs::remove_file(host.components_dir().join("user-service.wasm")).unwrap();
@@ -211,18 +211,15 @@ fn a_file_still_being_written_is_not_loaded_until_it_is_complete() {
 
 #[test]
 fn with_no_watch_only_a_reload_picks_up_changes() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("components")).unwrap();
-    std::fs::write(dir.path().join("trellis.toml"), "").unwrap();
-    let host = Host::start_in_with_args(dir, &["--no-watch"]);
+    let host = Host::start_with_args(&[], "", &["--no-watch"]);
     std::fs::copy(support::component("hello"), host.components_dir().join("hello.wasm")).unwrap();
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(host.get("/hello/").status, 404, "not watching");
-    assert_eq!(support::request("POST", &format!("{}/_trellis/reload", host.public), None).status, 404, "admin only");
-    let reload = support::request("POST", &format!("{}/_trellis/reload", host.admin), None);
+    assert_eq!(host.send("POST", "/_trellis/reload", None).status, 404, "admin only");
+    let reload = host.admin_send("POST", "/_trellis/reload", None);
     assert_eq!(reload.status, 200);
     assert_eq!(host.get("/hello/").status, 200);
     std::fs::remove_file(host.components_dir().join("hello.wasm")).unwrap();
-    support::request("POST", &format!("{}/_trellis/reload", host.admin), None);
+    host.admin_send("POST", "/_trellis/reload", None);
     assert_eq!(host.get("/hello/").status, 404);
 }

@@ -12,8 +12,8 @@ use support::{Host, link};
 const GREET: &str = "test:greet/api@1.1.0";
 
 fn breaker_control(host: &Host, action: &str, caller: &str, interface: &str) -> support::Reply {
-    let url = format!("{}/_trellis/breakers/{action}", host.admin);
-    support::request("POST", &url, Some(&json!({ "caller": caller, "interface": interface })))
+    let target = json!({ "caller": caller, "interface": interface });
+    host.admin_send("POST", &format!("/_trellis/breakers/{action}"), Some(&target))
 }
 
 #[test]
@@ -218,13 +218,9 @@ fn warm_instances_are_reused_unless_configured_off() {
 
 #[test]
 fn inspect_prints_imports_and_exports_in_wit_terms() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_trellis"))
-        .arg("inspect")
-        .arg(support::component("testing/consumer"))
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    let text = String::from_utf8(output.stdout).unwrap();
+    let consumer = support::component("testing/consumer");
+    let (ok, text, _) = support::trellis(&["inspect", consumer.to_str().unwrap()]);
+    assert!(ok);
     assert!(text.contains("test:greet/api@1.1.0"), "{text}");
     assert!(
         text.contains("greet: func(name: string) -> result<string, variant { invalid(string), unavailable(string) }>"),
@@ -234,8 +230,7 @@ fn inspect_prints_imports_and_exports_in_wit_terms() {
 
     let garbage = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(garbage.path(), b"nope").unwrap();
-    let output =
-        std::process::Command::new(env!("CARGO_BIN_EXE_trellis")).arg("inspect").arg(garbage.path()).output().unwrap();
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("not a valid component"));
+    let (ok, _, stderr) = support::trellis(&["inspect", garbage.path().to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("not a valid component"));
 }

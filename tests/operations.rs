@@ -3,10 +3,8 @@
 
 mod support;
 
-use std::process::Command;
-
 use serde_json::{Value, json};
-use support::Host;
+use support::{Host, trellis};
 
 const SHOP: &[&str] = &["user-service", "order-service", "gateway"];
 
@@ -16,15 +14,6 @@ fn order(user_id: u64) -> Value {
         "items": [{ "product_id": 1, "product_name": "Widget", "quantity": 2, "price": 3.25 }],
         "shipping_address": "1 Main St"
     })
-}
-
-fn trellis(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_trellis")).args(args).output().unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into(),
-        String::from_utf8_lossy(&output.stderr).into(),
-    )
 }
 
 /// The value of one sample in a Prometheus exposition, by its full name and labels.
@@ -99,11 +88,8 @@ fn metrics_count_requests_calls_storage_and_breaker_changes() {
     let link = r#"{caller="consumer",interface="test:greet/api@1.1.0"}"#;
     assert_eq!(series(&format!("trellis_breaker_state{link}")), 0.0);
 
-    let forced = support::request(
-        "POST",
-        &format!("{}/_trellis/breakers/open", host.admin),
-        Some(&json!({ "caller": "consumer", "interface": "test:greet/api" })),
-    );
+    let target = json!({ "caller": "consumer", "interface": "test:greet/api" });
+    let forced = host.admin_send("POST", "/_trellis/breakers/open", Some(&target));
     assert_eq!(forced.status, 200);
     assert_eq!(host.get("/consumer/greet/Ada").status, 503);
     let text = host.get("/metrics").body;
@@ -117,13 +103,7 @@ fn metrics_count_requests_calls_storage_and_breaker_changes() {
 
 #[test]
 fn one_correlation_id_follows_an_order_through_both_services_logs() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("components")).unwrap();
-    for name in ["user-service", "order-service"] {
-        std::fs::copy(support::component(name), dir.path().join(format!("components/{name}.wasm"))).unwrap();
-    }
-    std::fs::write(dir.path().join("trellis.toml"), "").unwrap();
-    let host = Host::start_in_with_args(dir, &["--log-format", "json"]);
+    let host = Host::start_with_args(&["user-service", "order-service"], "", &["--log-format", "json"]);
     host.send("POST", "/api/v1/users", Some(&json!({ "name": "Ada", "email": "ada@example.com" })));
     let request = http::Request::builder()
         .method("POST")
@@ -153,13 +133,8 @@ fn one_correlation_id_follows_an_order_through_both_services_logs() {
 
 #[test]
 fn the_admin_api_needs_the_token_when_one_is_set_and_status_uses_it() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("components")).unwrap();
-    for name in ["user-service", "order-service"] {
-        std::fs::copy(support::component(name), dir.path().join(format!("components/{name}.wasm"))).unwrap();
-    }
-    std::fs::write(dir.path().join("trellis.toml"), "[server]\nadmin_token = \"from-the-file\"\n").unwrap();
-    let host = Host::start_in_with_args(dir, &["--admin-token", "s3cret"]);
+    let config = "[server]\nadmin_token = \"from-the-file\"\n";
+    let host = Host::start_with_args(&["user-service", "order-service"], config, &["--admin-token", "s3cret"]);
     let denied = host.admin_get("/_trellis/services");
     assert_eq!((denied.status, denied.error_code().as_str()), (401, "unauthorized"));
     let allowed =

@@ -203,7 +203,6 @@ fn http_comparison(paths: &Paths) -> anyhow::Result<HttpResults> {
             rps[3][level] / rps[2][level]
         )?;
     }
-    drop((trellis, wasmtime, hyper, logging));
     Ok(HttpResults { table, rps })
 }
 
@@ -220,8 +219,8 @@ fn measured(server: &Server, url: &str, connections: u32) -> anyhow::Result<Load
 fn services(paths: &Paths) -> anyhow::Result<String> {
     let dir = paths.folder("shop", &["user-service", "order-service", "gateway"])?;
     let shop = systems::trellis(&paths.trellis, &dir.join("components"), &dir.join("data"), None)?;
-    let user = ureq_post(&format!("{}/api/v1/users", shop.base), r#"{"name": "Bench", "email": "bench@example.com"}"#)?;
-    anyhow::ensure!(user == 201, "could not create the benchmark user ({user})");
+    let user = create_user(&shop, r#"{"name": "Bench", "email": "bench@example.com"}"#);
+    anyhow::ensure!(user == Some(201), "could not create the benchmark user ({user:?})");
     let script = paths.work.path().join("order.lua");
     std::fs::write(
         &script,
@@ -249,24 +248,8 @@ wrk.body = '{"user_id": 1, "items": [{"product_id": 1, "product_name": "Widget",
     Ok(out)
 }
 
-fn ureq_post(url: &str, body: &str) -> anyhow::Result<u16> {
-    let output = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-XPOST",
-            "-H",
-            "content-type: application/json",
-            "-d",
-            body,
-            url,
-        ])
-        .output()
-        .context("curl")?;
-    Ok(String::from_utf8_lossy(&output.stdout).trim().parse()?)
+fn create_user(shop: &Server, json: &str) -> Option<u16> {
+    systems::status("POST", &format!("{}/api/v1/users", shop.base), Some(json))
 }
 
 fn calls(paths: &Paths) -> anyhow::Result<String> {
@@ -279,9 +262,8 @@ fn calls(paths: &Paths) -> anyhow::Result<String> {
 }
 
 fn startup(paths: &Paths) -> anyhow::Result<String> {
-    let dir = paths.work.path().join("startup");
+    let dir = paths.folder("startup", &[])?;
     let components = dir.join("components");
-    std::fs::create_dir_all(&components)?;
     for i in 0..STARTUP_COMPONENTS {
         systems::unique_copy(
             &paths.dist("hello"),
@@ -336,11 +318,11 @@ fn startup(paths: &Paths) -> anyhow::Result<String> {
 fn memory(paths: &Paths) -> anyhow::Result<String> {
     let dir = paths.folder("memory", &["user-service", "order-service", "gateway", "hello"])?;
     let shop = systems::trellis(&paths.trellis, &dir.join("components"), &dir.join("data"), None)?;
-    ureq_post(&format!("{}/api/v1/users", shop.base), r#"{"name": "Mem", "email": "mem@example.com"}"#)?;
+    create_user(&shop, r#"{"name": "Mem", "email": "mem@example.com"}"#);
     std::thread::sleep(Duration::from_millis(500));
-    let idle = systems::rss_mib(shop.pid());
-    let url = format!("{}/api/v1/users/1", shop.base);
     let pid = shop.pid();
+    let idle = systems::rss_mib(pid);
+    let url = format!("{}/api/v1/users/1", shop.base);
     let sampler = std::thread::spawn(move || {
         let until = Instant::now() + seconds();
         let mut peak = 0;

@@ -89,37 +89,33 @@ fn trellis_with_log(
 
 /// `wasmtime serve` of one component, with the WASI CLI interfaces Rust's std imports.
 pub fn wasmtime_serve(bin: &Path, wasm: &Path) -> anyhow::Result<Server> {
-    let port = free_port()?;
-    let child = Command::new(bin)
-        .args(["serve", "-Scli", "--addr"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg(wasm)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start wasmtime serve (run bench/tools.sh)")?;
-    let server = Server { child, base: format!("http://127.0.0.1:{port}") };
-    wait_until_answering(&format!("{}/", server.base))?;
-    Ok(server)
+    on_free_port("wasmtime serve (run bench/tools.sh)", |addr| {
+        let mut command = Command::new(bin);
+        command.args(["serve", "-Scli", "--addr", addr]).arg(wasm);
+        command
+    })
 }
 
 /// A plain hyper server answering `body` to every request: the ceiling for any host.
 pub fn hyper_baseline(bin: &Path, body: &str) -> anyhow::Result<Server> {
-    let port = free_port()?;
-    let child = Command::new(bin)
-        .arg(format!("127.0.0.1:{port}"))
-        .arg(body)
+    on_free_port("the hyper baseline", |addr| {
+        let mut command = Command::new(bin);
+        command.args([addr, body]);
+        command
+    })
+}
+
+/// Starts the server `command` makes for a free local address, and waits until it answers.
+fn on_free_port(what: &str, command: impl FnOnce(&str) -> Command) -> anyhow::Result<Server> {
+    let addr = format!("127.0.0.1:{}", TcpListener::bind("127.0.0.1:0")?.local_addr()?.port());
+    let child = command(&addr)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .context("cannot start the hyper baseline")?;
-    let server = Server { child, base: format!("http://127.0.0.1:{port}") };
+        .with_context(|| format!("cannot start {what}"))?;
+    let server = Server { child, base: format!("http://{addr}") };
     wait_until_answering(&format!("{}/", server.base))?;
     Ok(server)
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Polls `url` until it answers 200; returns how long that took.
@@ -136,12 +132,22 @@ pub fn wait_until_answering(url: &str) -> anyhow::Result<Duration> {
 
 /// One GET over a fresh connection; `None` if it could not connect.
 pub fn get_status(url: &str) -> Option<u16> {
+    status("GET", url, None)
+}
+
+/// One request over a fresh connection, with an optional JSON body; its status, or `None` if
+/// it could not connect.
+pub fn status(method: &str, url: &str, json: Option<&str>) -> Option<u16> {
     let rest = url.strip_prefix("http://")?;
     let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
     let mut stream = std::net::TcpStream::connect(host).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     use std::io::{Read, Write};
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n").ok()?;
+    if let Some(json) = json {
+        write!(stream, "Content-Type: application/json\r\nContent-Length: {}\r\n", json.len()).ok()?;
+    }
+    write!(stream, "\r\n{}", json.unwrap_or_default()).ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     response.split_whitespace().nth(1)?.parse().ok()

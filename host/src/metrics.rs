@@ -11,7 +11,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 use crate::breaker::StateName;
 
@@ -99,63 +99,70 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 impl Metrics {
     fn new() -> Self {
-        let mut metrics = Self {
-            http_requests: Family::default(),
-            http_duration: Family::new_with_constructor(latency),
-            calls: Family::default(),
-            call_duration: Family::new_with_constructor(latency),
-            breaker_state: Family::default(),
-            breaker_transitions: Family::default(),
-            instances_alive: Family::default(),
-            instantiation_duration: Family::new_with_constructor(latency),
-            storage_operations: Family::default(),
-            component_loads: Family::default(),
-            registry: Registry::with_prefix("trellis"),
-        };
-        let r = &mut metrics.registry;
-        r.register(
-            "http_requests",
-            "HTTP requests served, by component, route and status",
-            metrics.http_requests.clone(),
-        );
-        r.register("http_request_duration_seconds", "HTTP request latency", metrics.http_duration.clone());
-        r.register(
-            "calls",
-            "Calls between components, by caller, interface, function and outcome",
-            metrics.calls.clone(),
-        );
-        r.register("call_duration_seconds", "Latency of calls between components", metrics.call_duration.clone());
-        r.register(
-            "breaker_state",
-            "Breaker state per link: 0 closed, 1 open, 2 half-open, 3 forced open, 4 forced closed",
-            metrics.breaker_state.clone(),
-        );
-        r.register(
-            "breaker_transitions",
-            "Breaker state changes, by the state entered",
-            metrics.breaker_transitions.clone(),
-        );
-        r.register(
-            "instances_alive",
-            "Component instances in existence, busy or idle",
-            metrics.instances_alive.clone(),
-        );
-        r.register(
-            "instantiation_duration_seconds",
-            "Time to create an instance",
-            metrics.instantiation_duration.clone(),
-        );
-        r.register(
-            "storage_operations",
-            "wasi:keyvalue operations, by component, operation and result",
-            metrics.storage_operations.clone(),
-        );
-        r.register(
-            "component_loads",
-            "Component loads, by result: loaded, failed, removed",
-            metrics.component_loads.clone(),
-        );
-        metrics
+        let mut r = Registry::with_prefix("trellis");
+        Self {
+            http_requests: registered(
+                &mut r,
+                "http_requests",
+                "HTTP requests served, by component, route and status",
+                Family::default(),
+            ),
+            http_duration: registered(
+                &mut r,
+                "http_request_duration_seconds",
+                "HTTP request latency",
+                Family::new_with_constructor(latency),
+            ),
+            calls: registered(
+                &mut r,
+                "calls",
+                "Calls between components, by caller, interface, function and outcome",
+                Family::default(),
+            ),
+            call_duration: registered(
+                &mut r,
+                "call_duration_seconds",
+                "Latency of calls between components",
+                Family::new_with_constructor(latency),
+            ),
+            breaker_state: registered(
+                &mut r,
+                "breaker_state",
+                "Breaker state per link: 0 closed, 1 open, 2 half-open, 3 forced open, 4 forced closed",
+                Family::default(),
+            ),
+            breaker_transitions: registered(
+                &mut r,
+                "breaker_transitions",
+                "Breaker state changes, by the state entered",
+                Family::default(),
+            ),
+            instances_alive: registered(
+                &mut r,
+                "instances_alive",
+                "Component instances in existence, busy or idle",
+                Family::default(),
+            ),
+            instantiation_duration: registered(
+                &mut r,
+                "instantiation_duration_seconds",
+                "Time to create an instance",
+                Family::new_with_constructor(latency),
+            ),
+            storage_operations: registered(
+                &mut r,
+                "storage_operations",
+                "wasi:keyvalue operations, by component, operation and result",
+                Family::default(),
+            ),
+            component_loads: registered(
+                &mut r,
+                "component_loads",
+                "Component loads, by result: loaded, failed, removed",
+                Family::default(),
+            ),
+            registry: r,
+        }
     }
 
     /// The exposition, in the OpenMetrics text format Prometheus scrapes.
@@ -190,6 +197,12 @@ impl Metrics {
     pub fn record_load(&self, component: &str, result: &str) {
         self.component_loads.get_or_create(&LoadLabels { component: component.into(), result: result.into() }).inc();
     }
+}
+
+/// `metric`, once registered under `name` (a family is a handle: the registry keeps a clone).
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 fn state_number(state: StateName) -> i64 {

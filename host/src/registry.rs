@@ -41,11 +41,11 @@ pub struct Failure {
     pub error: String,
     /// The file as it was when it failed, so a rescan retries it only once it changes.
     #[serde(skip)]
-    pub stamp: Option<FileStamp>,
+    pub stamp: FileStamp,
 }
 
 /// What tells one version of a file from the next without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FileStamp {
     pub len: u64,
     pub modified: Option<std::time::SystemTime>,
@@ -127,23 +127,21 @@ impl Registry {
         };
         let snapshot = self.snapshot();
         let loaded = snapshot.components.get(&name).is_some_and(|c| c.stamp == stamp);
-        let refused = snapshot.failures.get(&name).is_some_and(|f| f.stamp == Some(stamp));
+        let refused = snapshot.failures.get(&name).is_some_and(|f| f.stamp == stamp);
         if !loaded && !refused {
             // A failure is logged and recorded in the snapshot; what was serving keeps serving.
-            let _ = self.load_file(path).await;
+            let _ = self.load_file(&name, path, stamp).await;
         }
     }
 
-    /// Loads (or replaces) the component in `path`. On failure the error is logged and
-    /// recorded, and whatever was serving under that name keeps serving.
-    pub async fn load_file(&self, path: &Path) -> Result<(), String> {
-        let Some(name) = component_name(path) else { return Err(format!("{} is not a .wasm file", path.display())) };
+    /// Loads (or replaces) component `name` from `path`, as it was at `stamp`. On failure the
+    /// error is logged and recorded, and whatever was serving under that name keeps serving.
+    async fn load_file(&self, name: &str, path: &Path, stamp: FileStamp) -> Result<(), String> {
         let _writer = self.writer.lock().await;
         let started = Instant::now();
-        let stamp = FileStamp::of(path);
-        let loaded = match self.prepare(&name, path, stamp).await {
+        let loaded = match self.prepare(name, path, stamp).await {
             Ok(loaded) => loaded,
-            Err(e) => return Err(self.fail(&name, path, stamp, format!("{e:#}"))),
+            Err(e) => return Err(self.fail(name, path, stamp, format!("{e:#}"))),
         };
         let current = self.snapshot();
         let mut router = Router::default();
@@ -151,25 +149,25 @@ impl Registry {
             router.add(other.routes.clone()).expect("routes already in the table do not conflict");
         }
         if let Err(conflict) = router.add(loaded.routes.clone()) {
-            return Err(self.fail(&name, path, stamp, conflict));
+            return Err(self.fail(name, path, stamp, conflict));
         }
         let loaded = Arc::new(loaded);
         let mut components = current.components.clone();
-        let replaced = components.insert(name.clone(), loaded.clone());
+        let replaced = components.insert(name.to_string(), loaded.clone());
         if let Some(old) = replaced
             && let Err(why) = self.check_replacement(&old, &loaded, &components)
         {
             return Err(self.fail(
-                &name,
+                name,
                 path,
                 stamp,
                 format!("replacement refused, the previous version keeps serving: {why}"),
             ));
         }
         let mut failures = current.failures.clone();
-        failures.remove(&name);
+        failures.remove(name);
         self.resolve(&components);
-        METRICS.record_load(&name, "loaded");
+        METRICS.record_load(name, "loaded");
         tracing::info!(
             component = %name,
             path = %path.display(),
@@ -199,7 +197,7 @@ impl Registry {
         removed
     }
 
-    fn fail(&self, name: &str, path: &Path, stamp: Option<FileStamp>, error: String) -> String {
+    fn fail(&self, name: &str, path: &Path, stamp: FileStamp, error: String) -> String {
         METRICS.record_load(name, "failed");
         tracing::error!(component = name, path = %path.display(), %error, "component refused");
         let current = self.snapshot();
@@ -215,7 +213,7 @@ impl Registry {
     }
 
     /// Validates, compiles and links one file, and reads its routes.
-    async fn prepare(&self, name: &str, path: &Path, stamp: Option<FileStamp>) -> anyhow::Result<LoadedComponent> {
+    async fn prepare(&self, name: &str, path: &Path, stamp: FileStamp) -> anyhow::Result<LoadedComponent> {
         let shared = &self.shared;
         let bytes = tokio::fs::read(path).await.with_context(|| format!("cannot read {}", path.display()))?;
         if wasmparser::Parser::is_core_wasm(&bytes) {
@@ -249,7 +247,7 @@ impl Registry {
         let mut loaded = LoadedComponent::new(Parts {
             name: name.clone(),
             path: path.to_path_buf(),
-            stamp: stamp.unwrap_or(FileStamp { len: 0, modified: None }),
+            stamp,
             digest,
             description,
             links,

@@ -47,8 +47,6 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<String> {
 
 /// The report as three tables: components, links, and files that failed to load.
 pub fn render(report: &Value) -> String {
-    let empty = Vec::new();
-    let list = |v: &Value| v.as_array().unwrap_or(&empty).clone();
     let text = |v: &Value| match v {
         Value::String(s) => s.clone(),
         Value::Null => "-".to_string(),
@@ -99,6 +97,11 @@ pub fn render(report: &Value) -> String {
         out.push_str(&table(&rows));
     }
     out
+}
+
+/// The array `v` holds, or none.
+fn list(v: &Value) -> &[Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or_default()
 }
 
 /// Left-aligned columns, two spaces apart.

@@ -41,6 +41,11 @@ impl Host {
 
     /// Starts a host with a config file holding `config`.
     pub fn start_with(components: &[&str], config: &str) -> Host {
+        Self::start_with_args(components, config, &[])
+    }
+
+    /// Like [`Host::start_with`], with extra `trellis serve` flags.
+    pub fn start_with_args(components: &[&str], config: &str, extra: &[&str]) -> Host {
         let dir = tempfile::tempdir().unwrap();
         let folder = dir.path().join("components");
         std::fs::create_dir(&folder).unwrap();
@@ -49,7 +54,7 @@ impl Host {
             std::fs::copy(&source, folder.join(source.file_name().unwrap())).unwrap();
         }
         std::fs::write(dir.path().join("trellis.toml"), config).unwrap();
-        Self::start_in(dir)
+        Self::start_in_with_args(dir, extra)
     }
 
     /// Starts a host on a prepared folder: `dir/components`, `dir/trellis.toml`, `dir/data`.
@@ -136,6 +141,10 @@ impl Host {
         request("GET", &format!("{}{path}", self.admin), None)
     }
 
+    pub fn admin_send(&self, method: &str, path: &str, json: Option<&Value>) -> Reply {
+        request(method, &format!("{}{path}", self.admin), json)
+    }
+
     pub fn send(&self, method: &str, path: &str, json: Option<&Value>) -> Reply {
         request(method, &format!("{}{path}", self.public), json)
     }
@@ -158,6 +167,16 @@ impl Drop for Host {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Runs the `trellis` binary with `args`: whether it succeeded, its stdout and its stderr.
+pub fn trellis(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_trellis")).args(args).output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into(),
+        String::from_utf8_lossy(&output.stderr).into(),
+    )
 }
 
 /// One component's link to one imported interface, as `/_trellis/services` reports it.

@@ -45,7 +45,7 @@ impl wasip2::exports::http::incoming_handler::Guest for Gateway {
 
 fn route(request: Request) -> Response {
     match request.segments().as_slice() {
-        ["api", "v1", "users", id, "profile"] => match id.parse::<u64>().ok().filter(|id| *id >= 1) {
+        ["api", "v1", "users", id, "profile"] => match service_kit::parse_id(id) {
             Some(id) => profile(id),
             None => Response::not_found(&format!("no user {id}")),
         },

@@ -56,12 +56,12 @@ fn route(request: Request) -> Response {
     match (request.method.as_str(), segments.as_slice()) {
         ("POST", ["api", "v1", "orders"]) => orders::create(&request),
         ("GET", ["api", "v1", "orders"]) => orders::list(&request),
-        ("GET", ["api", "v1", "orders", "user", user_id]) => match orders::parse_id(user_id) {
+        ("GET", ["api", "v1", "orders", "user", user_id]) => match service_kit::parse_id(user_id) {
             Some(user_id) => orders::of_user_response(user_id),
             None => Response::not_found(&format!("no user {user_id}")),
         },
         (method, ["api", "v1", "orders", id]) => {
-            let Some(id) = orders::parse_id(id) else { return Response::not_found(&format!("no order {id}")) };
+            let Some(id) = service_kit::parse_id(id) else { return Response::not_found(&format!("no order {id}")) };
             match method {
                 "GET" => orders::get(id),
                 "PUT" => orders::change_status(&request, id),

@@ -4,7 +4,7 @@
 use guest_http::{Request, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use service_kit::{Paging, Table, storage_error};
+use service_kit::{Paging, Table, invalid, parse_id, storage_error};
 
 use crate::exports::shop::orders::api;
 use crate::shop::users::api as users;
@@ -101,14 +101,6 @@ fn orders() -> Result<Table, String> {
 /// The ids of one user's orders, as a table of its own so a user's orders are one listing.
 fn orders_of(user_id: u64) -> Result<Table, String> {
     Table::open(&format!("user-{user_id}-orders"))
-}
-
-pub fn parse_id(text: &str) -> Option<u64> {
-    text.parse::<u64>().ok().filter(|id| *id >= 1)
-}
-
-fn invalid(message: &str) -> Response {
-    Response::error(422, "validation_error", message)
 }
 
 fn json_of(order: &Order) -> Value {
@@ -215,13 +207,18 @@ pub fn list(request: &Request) -> Response {
         },
     };
     let result = (|| -> Result<Response, String> {
-        let all: Vec<Order> = match user_filter {
-            Some(user_id) => of_user(user_id)?,
-            None => orders()?.all()?,
+        let orders = orders()?;
+        let ids = match user_filter {
+            Some(user_id) => orders_of(user_id)?.ids()?,
+            None => orders.ids()?,
         };
-        let matching: Vec<&Order> = all.iter().filter(|o| status_filter.is_none_or(|s| o.status == s)).collect();
-        let items = matching[paging.range(matching.len())].iter().map(|o| json_of(o)).collect();
-        Ok(paging.answer(items, matching.len()))
+        // Without a status filter only the page is read; with one, every candidate must be.
+        let Some(status) = status_filter else {
+            let page: Vec<Order> = orders.get_many(&ids[paging.range(ids.len())])?;
+            return Ok(paging.answer(page.iter().map(json_of).collect(), ids.len()));
+        };
+        let matching: Vec<Order> = orders.get_many::<Order>(&ids)?.into_iter().filter(|o| o.status == status).collect();
+        Ok(paging.answer(matching[paging.range(matching.len())].iter().map(json_of).collect(), matching.len()))
     })();
     result.unwrap_or_else(storage_error)
 }
@@ -247,15 +244,15 @@ pub fn of_user_response(user_id: u64) -> Response {
     }
 }
 
-/// Moves an order to `next`, or explains why it cannot.
-fn transition(id: u64, next: Status) -> Response {
+/// Moves an order to `next` and answers with `done`, or explains why it cannot.
+fn transition(id: u64, next: Status, done: impl FnOnce(&Order) -> Response) -> Response {
     let result = (|| -> Result<Response, String> {
         let orders = orders()?;
         let Some(mut order) = orders.get::<Order>(id)? else {
             return Ok(Response::not_found(&format!("no order {id}")));
         };
         if order.status == next && next == Status::Cancelled {
-            return Ok(Response::json(200, &json_of(&order)));
+            return Ok(done(&order));
         }
         if !order.status.can_become(next) {
             let message = format!("order {id} is {} and cannot become {}", order.status.name(), next.name());
@@ -263,7 +260,7 @@ fn transition(id: u64, next: Status) -> Response {
         }
         order.status = next;
         orders.put(id, &order)?;
-        Ok(Response::json(200, &json_of(&order)))
+        Ok(done(&order))
     })();
     result.unwrap_or_else(storage_error)
 }
@@ -279,12 +276,11 @@ pub fn change_status(request: &Request, id: u64) -> Response {
     let Some(next) = Status::parse(text) else {
         return invalid(&format!("unknown status {text:?}; one of pending, confirmed, shipped, delivered, cancelled"));
     };
-    transition(id, next)
+    transition(id, next, |order| Response::json(200, &json_of(order)))
 }
 
 pub fn cancel(id: u64) -> Response {
-    let response = transition(id, Status::Cancelled);
-    if response.status == 200 { Response::empty() } else { response }
+    transition(id, Status::Cancelled, |_| Response::empty())
 }
 
 pub fn stats() -> Result<api::Stats, String> {

@@ -30,6 +30,16 @@ pub fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
+/// An id from a path: a positive integer.
+pub fn parse_id(text: &str) -> Option<u64> {
+    text.parse::<u64>().ok().filter(|id| *id >= 1)
+}
+
+/// A request the service understood but refuses: 422 with why.
+pub fn invalid(message: &str) -> guest_http::Response {
+    guest_http::Response::error(422, "validation_error", message)
+}
+
 /// The host's storage failed: a 500 naming the cause, never a trap.
 pub fn storage_error(message: String) -> guest_http::Response {
     guest_http::Response::error(500, "storage_error", &message)

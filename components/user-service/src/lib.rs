@@ -57,7 +57,7 @@ fn route(request: Request) -> Response {
         ("POST", ["api", "v1", "users"]) => users::create(&request),
         ("GET", ["api", "v1", "users"]) => users::list(&request),
         (method, ["api", "v1", "users", id]) => {
-            let Some(id) = users::parse_id(id) else {
+            let Some(id) = service_kit::parse_id(id) else {
                 return Response::not_found(&format!("no user {id}"));
             };
             match method {

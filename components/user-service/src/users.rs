@@ -4,7 +4,7 @@
 use guest_http::{Request, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use service_kit::{Claim, Claims, Paging, Table, storage_error};
+use service_kit::{Claim, Claims, Paging, Table, invalid, storage_error};
 
 use crate::exports::shop::users::api;
 
@@ -37,10 +37,6 @@ fn email_key(email: &str) -> String {
     email.to_lowercase()
 }
 
-pub fn parse_id(text: &str) -> Option<u64> {
-    text.parse::<u64>().ok().filter(|id| *id >= 1)
-}
-
 pub fn load(id: u64) -> Result<Option<User>, String> {
     users()?.get(id)
 }
@@ -55,10 +51,6 @@ pub fn valid_email(email: &str) -> bool {
     let mut parts = email.split('@');
     let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else { return false };
     !local.is_empty() && domain.contains('.') && domain.split('.').all(|label| !label.is_empty())
-}
-
-fn invalid(message: &str) -> Response {
-    Response::error(422, "validation_error", message)
 }
 
 /// The fields a create or update may carry; which are required is up to the caller.
@@ -170,7 +162,7 @@ pub fn update(request: &Request, id: u64) -> Response {
         Err(response) => return response,
     };
     let result = (|| -> Result<Response, String> {
-        let (users, emails) = (users()?, emails()?);
+        let users = users()?;
         let Some(mut user) = users.get::<User>(id)? else { return Ok(Response::not_found(&format!("no user {id}"))) };
         let old_email = user.email.clone();
         if let Some(name) = fields.name {
@@ -182,14 +174,16 @@ pub fn update(request: &Request, id: u64) -> Response {
         if let Some(email) = fields.email {
             user.email = email;
         }
-        if email_key(&user.email) != email_key(&old_email)
+        let moved = email_key(&user.email) != email_key(&old_email);
+        let emails = if moved { Some(emails()?) } else { None };
+        if let Some(emails) = &emails
             && let Claim::Taken(holder) = emails.claim(&email_key(&user.email), id, &record(&user))?
         {
             repair(&users, &holder)?;
             return Ok(taken(&user.email));
         }
         users.put(id, &user)?;
-        if email_key(&old_email) != email_key(&user.email) {
+        if let Some(emails) = &emails {
             emails.release(&email_key(&old_email), id)?;
         }
         Ok(Response::json(200, &serde_json::to_value(&user).unwrap_or_default()))
