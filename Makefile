@@ -40,7 +40,7 @@ bench-calls: components
 	cargo run --release -p trellis-bench --bin calls
 
 ## Formatting and lints, as CI runs them.
-lint:
+lint: components
 	cargo fmt --all -- --check
 	cd components && cargo fmt --all -- --check
 	cargo clippy --release --workspace --all-targets -- -D warnings

@@ -5,6 +5,7 @@
 #
 # It uses rustup's wasm32-wasip2 target when installed; otherwise Debian's Rust (rustc-web) building
 # std from source, installing Debian's packages itself when run as root (see ../shared/TOOLCHAIN.md).
+# With TRELLIS_NO_INSTALL=1 (how `cargo test` runs it) it installs nothing and says what is missing.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,6 +26,12 @@ debian_toolchain_ready() {
 }
 
 install_debian_toolchain() {
+  if [[ ${TRELLIS_NO_INSTALL:-} == 1 ]]; then
+    echo "error: no wasm32-wasip2 Rust toolchain found. Either:" >&2
+    echo "  rustup target add $target" >&2
+    echo "  or run \`make test\` (as root it installs Debian's: apt-get install -y ${debian_packages[*]})" >&2
+    exit 1
+  fi
   if [[ $(id -u) -ne 0 ]]; then
     echo "error: no wasm32-wasip2 Rust target found, and not root so cannot install Debian's." >&2
     echo "  either: rustup target add $target" >&2
@@ -54,9 +61,10 @@ if ! $rustup_target; then
 fi
 out="$here/target/$target/release"
 mkdir -p "$dist/testing"
-# Copy then rename so a running host watching dist/ never sees a half-written file.
+# Copy then rename so a running host watching dist/ never sees a half-written file; an
+# unchanged file is left alone, so its time stamp says when it last changed.
 install_wasm() {
-  cp "$1" "$2.tmp" && mv -f "$2.tmp" "$2"
+  cmp -s "$1" "$2" || { cp "$1" "$2.tmp" && mv -f "$2.tmp" "$2"; }
 }
 
 # The test-only successor of the user service: the same crate with its `next` feature. Built
@@ -81,26 +89,31 @@ for manifest in */Cargo.toml testing/*/Cargo.toml; do
   [[ -f $src ]] || { echo "error: $src was not built" >&2; exit 1; }
   install_wasm "$src" "$dest/$name.wasm"
 done
-# The Python guest (a large component embedding CPython), built by componentize-py.
+# The Python guest (a large component embedding CPython), built by componentize-py: a test
+# needs it, so a build that cannot make it fails and says why.
 componentize_py_version=0.25.1
 python_guest="$here/testing/python-hello"
-if ! command -v componentize-py >/dev/null 2>&1 && command -v pip >/dev/null 2>&1; then
-  pip install -q "componentize-py==$componentize_py_version" 2>/dev/null || true
-fi
-if command -v componentize-py >/dev/null 2>&1; then
-  if [[ ! -f "$dist/testing/python-hello.wasm" || "$python_guest/app.py" -nt "$dist/testing/python-hello.wasm" ]]; then
-    # The standard WASI WIT, as shipped in the `wasip2` crate the Rust guests already use.
-    wasi_wit=$(cargo metadata --format-version 1 --offline | python3 -c '
+python_out="$dist/testing/python-hello.wasm"
+if [[ ! -f $python_out || "$python_guest/app.py" -nt $python_out ]]; then
+  if ! command -v componentize-py >/dev/null 2>&1 && [[ ${TRELLIS_NO_INSTALL:-} != 1 ]]; then
+    echo "==> installing componentize-py $componentize_py_version with pip"
+    python3 -m pip install -q "componentize-py==$componentize_py_version" \
+      || echo "error: pip could not install componentize-py $componentize_py_version" >&2
+  fi
+  if ! command -v componentize-py >/dev/null 2>&1; then
+    echo "error: componentize-py is missing, so the Python test guest ($python_out) cannot be built." >&2
+    echo "  install it: python3 -m pip install componentize-py==$componentize_py_version (or run \`make test\`)" >&2
+    exit 1
+  fi
+  # The standard WASI WIT, as shipped in the `wasip2` crate the Rust guests already use.
+  wasi_wit=$(cargo metadata --format-version 1 --offline | python3 -c '
 import json, os, sys
 crates = [p for p in json.load(sys.stdin)["packages"] if p["name"] == "wasip2"]
 newest = max(crates, key=lambda p: [int(n) for n in p["version"].split("+")[0].split(".")])
 print(os.path.join(os.path.dirname(newest["manifest_path"]), "wit"))')
-    (cd "$python_guest" && componentize-py -d "$wasi_wit" -w wasi:http/proxy@0.2.12 componentize app \
-      -o "$dist/testing/python-hello.wasm.tmp" >/dev/null) \
-      && mv -f "$dist/testing/python-hello.wasm.tmp" "$dist/testing/python-hello.wasm"
-  fi
-else
-  echo "note: componentize-py is not available, so dist/testing/python-hello.wasm is not built" >&2
+  (cd "$python_guest" && componentize-py -d "$wasi_wit" -w wasi:http/proxy@0.2.12 componentize app \
+    -o "$python_out.tmp" >/dev/null)
+  mv -f "$python_out.tmp" "$python_out"
 fi
 
 echo "==> components in $dist: $(cd "$dist" && ls *.wasm | tr "\n" " ")"

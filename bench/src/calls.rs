@@ -13,11 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use trellis::breaker::{Breaker, BreakerConfig, Outcome, SystemClock};
+use trellis::capabilities::keyvalue::Storage;
 use trellis::config::Config;
-use trellis::engine::Runtime;
-use trellis::keyvalue::Storage;
 use trellis::registry::{Registry, Shared};
-use trellis::state::CallContext;
+use trellis::runtime::{CallContext, Runtime};
 use wasmtime::component::Val;
 
 /// Calls per timed round: enough that timer resolution does not matter.
@@ -55,41 +54,49 @@ async fn main() -> anyhow::Result<()> {
     let snapshot = registry.snapshot();
     let (consumer, provider) = (&snapshot.components["consumer"], &snapshot.components["provider"]);
 
-    // Forwarded: timed from inside the guest.
+    // Forwarded: timed from inside the guest, on one warm consumer instance.
     let repeat = consumer.export_function("test:consumer/repeat@0.1.0", "greet-times").expect("repeat export");
-    let mut warm = consumer.checkout(context()).await?;
-    let func = warm.instance.get_func(&mut warm.store, repeat).expect("greet-times");
-    let mut run = async |n: u32| -> anyhow::Result<Duration> {
-        let mut results = [Val::U32(0)];
-        warm.store.data_mut().call = context();
-        let started = Instant::now();
-        func.call_async(&mut warm.store, &[Val::U32(n)], &mut results).await?;
-        let elapsed = started.elapsed();
-        anyhow::ensure!(results[0] == Val::U32(n), "only {:?} of {n} calls succeeded", results[0]);
-        Ok(elapsed)
-    };
-    run(CALLS).await?; // warm-up: callee instance, caches
-    let mut forwarded = Vec::new();
-    for _ in 0..ROUNDS {
-        let base = run(1).await?;
-        let many = run(CALLS + 1).await?;
-        forwarded.push((many.saturating_sub(base)).as_secs_f64() * 1e6 / f64::from(CALLS));
-    }
+    let forwarded = consumer
+        .invoke(context(), async |warm| {
+            let func = warm.instance.get_func(&mut warm.store, repeat).expect("greet-times");
+            let mut run = async |n: u32| -> wasmtime::Result<Duration> {
+                let mut results = [Val::U32(0)];
+                warm.store.data_mut().call = context();
+                let started = Instant::now();
+                func.call_async(&mut warm.store, &[Val::U32(n)], &mut results).await?;
+                let elapsed = started.elapsed();
+                wasmtime::ensure!(results[0] == Val::U32(n), "only {:?} of {n} calls succeeded", results[0]);
+                Ok(elapsed)
+            };
+            run(CALLS).await?; // warm-up: callee instance, caches
+            let mut forwarded = Vec::new();
+            for _ in 0..ROUNDS {
+                let base = run(1).await?;
+                let many = run(CALLS + 1).await?;
+                forwarded.push((many.saturating_sub(base)).as_secs_f64() * 1e6 / f64::from(CALLS));
+            }
+            Ok(forwarded)
+        })
+        .await?;
 
-    // Direct: the host calls the provider's export on a warm instance.
+    // Direct: the host calls the provider's export on one warm instance.
     let greet = provider.export_function("test:greet/api@1.2.0", "greet").expect("greet export");
-    let mut warm = provider.checkout(context()).await?;
-    let func = warm.instance.get_func(&mut warm.store, greet).expect("greet");
-    let params = [Val::String("bench".into())];
-    let mut direct = Vec::new();
-    for _ in 0..ROUNDS {
-        let started = Instant::now();
-        for _ in 0..CALLS {
-            let mut results = [Val::Bool(false)];
-            func.call_async(&mut warm.store, &params, &mut results).await?;
-        }
-        direct.push(started.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS));
-    }
+    let direct = provider
+        .invoke(context(), async |warm| {
+            let func = warm.instance.get_func(&mut warm.store, greet).expect("greet");
+            let params = [Val::String("bench".into())];
+            let mut direct = Vec::new();
+            for _ in 0..ROUNDS {
+                let started = Instant::now();
+                for _ in 0..CALLS {
+                    let mut results = [Val::Bool(false)];
+                    func.call_async(&mut warm.store, &params, &mut results).await?;
+                }
+                direct.push(started.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS));
+            }
+            Ok(direct)
+        })
+        .await?;
 
     // The breaker alone.
     let breaker = Breaker::new(BreakerConfig::default(), Arc::new(SystemClock));

@@ -3,43 +3,30 @@
 //! exports at run time through a circuit breaker, and serves HTTP into them.
 //!
 //! # Layout
-//! - [`serve`] and [`server`]: `trellis serve`, the two listeners, and `run(.., shutdown)`.
-//! - [`incoming`]: one HTTP request into a `wasi:http` component.
-//! - [`router`]: which component answers which path.
-//! - [`registry`] and [`resolver`]: loading components, and deciding who provides each import.
-//! - [`watcher`]: live drop-in, applying the components folder's changes as they happen.
-//! - [`discovery`] and [`typecheck`]: what a component imports and exports, and whether two agree.
-//! - [`link`]: forwarding a call from one component into another, through its [`breaker`].
-//! - [`loaded`] and [`state`]: a loaded component, its warm instances, and each Store's data.
-//! - [`engine`]: the wasmtime engine, its epoch ticker and compile cache.
-//! - [`keyvalue`] and [`guest_log`]: the host's `wasi:keyvalue` and `wasi:logging`, from [`bindings`].
-//! - [`admin`], [`health`], [`status`], [`responses`]: the host's own endpoints and errors.
-//! - [`cli`], [`config`], [`inspect`], [`status_table`]: the command line and the config file.
-//! - [`metrics`]: the Prometheus metrics every layer records.
+//! Each subsystem is a folder; its `mod.rs` says what it owns and what it leaves to others.
+//! Arrows point one way only: a module never imports one that imports it back.
+//! - [`cli`]: the command line; `serve` is the composition root that builds everything else.
+//! - [`config`]: `trellis.toml` and the serve settings (flags over file over defaults).
+//! - [`runtime`]: the wasmtime engine, each Store's data and limits, and fault classification.
+//! - `discovery`: what a component imports and exports, read from its own type, and type checks.
+//! - `component`: one loaded component: validation, its instance pool, bulkhead and invocation.
+//! - [`registry`]: the loaded set: snapshot, loader, resolver, folder scan and watcher.
+//! - `linking`: links between components: forwarding calls, the unavailable convention.
+//! - [`breaker`]: the circuit breaker on every link.
+//! - [`capabilities`]: what the host provides to guests besides WASI (`wasi:keyvalue`, `wasi:logging`).
+//! - `http`: the listeners, the router, and dispatching a request into a component.
+//! - `ops`: health, the admin API, metrics and the services report.
 
-pub mod admin;
-pub mod bindings;
 pub mod breaker;
+pub mod capabilities;
 pub mod cli;
+pub(crate) mod component;
 pub mod config;
-pub mod discovery;
-pub mod engine;
-pub mod guest_log;
-pub mod health;
-pub mod incoming;
-pub mod inspect;
-pub mod keyvalue;
-pub mod link;
-pub mod loaded;
-pub mod metrics;
+pub(crate) mod discovery;
+pub(crate) mod http;
+pub(crate) mod linking;
+pub mod ops;
 pub mod registry;
-pub mod resolver;
-pub mod responses;
-pub mod router;
-pub mod serve;
-pub mod server;
-pub mod state;
-pub mod status;
-pub mod status_table;
-pub mod typecheck;
-pub mod watcher;
+pub mod runtime;
+
+pub use component::{LoadedComponent, Warm};

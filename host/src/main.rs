@@ -1,19 +1,19 @@
 //! The `trellis` binary: parse the command line, set up logging, run the command.
 
 use clap::Parser;
-use trellis::cli::{Cli, Command, LogFormat};
+use trellis::cli::{self, Cli, Command, LogFormat};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _flush_logs_on_exit = init_logging(cli.log_format);
     match cli.command {
-        Command::Serve(args) => tokio::runtime::Runtime::new()?.block_on(trellis::serve::serve(args)),
+        Command::Serve(args) => tokio::runtime::Runtime::new()?.block_on(cli::serve(args)),
         Command::Status(args) => {
-            print!("{}", trellis::status_table::status(&args)?);
+            print!("{}", cli::status(&args)?);
             Ok(())
         }
         Command::Inspect { file } => {
-            print!("{}", trellis::inspect::inspect(&file)?);
+            print!("{}", cli::inspect(&file)?);
             Ok(())
         }
     }

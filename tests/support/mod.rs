@@ -2,7 +2,7 @@
 //! folder of real components, and a plain HTTP client to talk to it like a user would.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,16 +12,16 @@ use serde_json::Value;
 /// is the slow part, on a loaded two-core machine.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The folder `make components` builds into.
+/// The folder the components are built into (by `trellis-test-components`' build script).
 pub fn dist() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist")
+    PathBuf::from(trellis_test_components::DIST)
 }
 
 /// A built component, `hello` or `testing/provider`. Fails with a clear message if the
 /// components have not been built.
 pub fn component(name: &str) -> PathBuf {
     let path = dist().join(format!("{name}.wasm"));
-    assert!(path.is_file(), "{} is missing: run `make components` first (or `make test`)", path.display());
+    assert!(path.is_file(), "{} is missing: no component of that name is built", path.display());
     path
 }
 
@@ -90,12 +90,29 @@ impl Host {
             if let (Ok(public), Ok(admin)) = (public, admin) {
                 host.public = format!("http://{}", public.trim());
                 host.admin = format!("http://{}", admin.trim());
+                host.wait_until_loaded(started);
                 return host;
             }
             if let Some(status) = host.child.try_wait().unwrap() {
                 panic!("trellis exited with {status} before serving:\n{}", host.log());
             }
             assert!(started.elapsed() < START_TIMEOUT, "trellis did not start in time:\n{}", host.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The host serves (liveness first) while it loads its folder; tests start once the first
+    /// scan is done, which readiness tells by no longer saying "loading".
+    fn wait_until_loaded(&mut self, started: Instant) {
+        loop {
+            let ready = self.get("/health/ready");
+            if ready.status == 200 || ready.json()["status"] != "loading" {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("trellis exited with {status} while loading:\n{}", self.log());
+            }
+            assert!(started.elapsed() < START_TIMEOUT, "trellis did not finish loading in time:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -5,11 +5,10 @@
 //!   unavailable, still 200 with `"orders": null` and a `degraded` note naming it.
 //! - `GET /api/v1/dashboard`: user and order totals and revenue.
 
-use guest_http::{Request, Response};
-use serde_json::{Value, json};
+use guest_http::{Answer, Request, Response};
+use serde_json::json;
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
-use exports::trellis::http::routes::{self, Route};
 use shop::orders::api as orders;
 use shop::users::api as users;
 
@@ -19,6 +18,11 @@ wit_bindgen::generate!({
     with: {
         "wasi:logging/logging@0.1.0-draft": service_kit::wasi::logging::logging,
     },
+    // Users and orders are served as the JSON the services themselves answer with.
+    additional_derives: [serde::Serialize],
+    additional_type_attributes: {
+        "shop:orders/api@0.1.0/status": [#[serde(rename_all = "lowercase")]],
+    },
     generate_all,
 });
 
@@ -27,101 +31,64 @@ struct Gateway;
 export!(Gateway);
 wasip2::http::proxy::export!(Gateway);
 
-impl routes::Guest for Gateway {
-    fn routes() -> Vec<Route> {
-        [("GET", "/api/v1/users/{id}/profile"), ("GET", "/api/v1/dashboard")]
-            .into_iter()
-            .map(|(method, pattern)| Route { method: method.to_string(), pattern: pattern.to_string() })
-            .collect()
-    }
-}
+service_kit::export_routes!(Gateway, [("GET", "/api/v1/users/{id}/profile"), ("GET", "/api/v1/dashboard")]);
 
 impl wasip2::exports::http::incoming_handler::Guest for Gateway {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        let version = env!("CARGO_PKG_VERSION");
-        guest_http::serve(request, out, |request| route(request).with_header("x-service-version", version));
+        service_kit::serve(request, out, env!("CARGO_PKG_VERSION"), route);
     }
 }
 
-fn route(request: Request) -> Response {
+fn route(request: Request) -> Answer {
     match request.segments().as_slice() {
-        ["api", "v1", "users", id, "profile"] => match service_kit::parse_id(id) {
-            Some(id) => profile(id),
-            None => Response::not_found(&format!("no user {id}")),
-        },
+        ["api", "v1", "users", id, "profile"] => {
+            let id = service_kit::parse_id(id).ok_or_else(|| Response::not_found(&format!("no user {id}")))?;
+            profile(id)
+        }
         ["api", "v1", "dashboard"] => dashboard(),
-        _ => Response::not_found(&request.path),
+        _ => Err(Response::not_found(&request.path)),
     }
 }
 
-fn profile(id: u64) -> Response {
+fn profile(id: u64) -> Answer {
     let user = match users::get_user(id) {
         Ok(user) => user,
-        Err(users::Error::NotFound) => return Response::not_found(&format!("no user {id}")),
-        Err(users::Error::Unavailable(why)) => return Response::error(503, "unavailable", &why),
-        Err(users::Error::Invalid(why) | users::Error::Conflict(why)) => return Response::error(400, "invalid", &why),
+        Err(users::Error::NotFound) => return Err(Response::not_found(&format!("no user {id}"))),
+        Err(users::Error::Unavailable(why)) => return Err(Response::error(503, "unavailable", &why)),
+        Err(users::Error::Invalid(why) | users::Error::Conflict(why)) => {
+            return Err(Response::error(400, "invalid", &why));
+        }
     };
-    let user = user_json(&user);
-    match orders::orders_of_user(id) {
-        Ok(list) => Response::json(
-            200,
-            &json!({ "user": user, "orders": list.iter().map(order_json).collect::<Vec<_>>(), "total_orders": list.len() }),
-        ),
+    Ok(match orders::orders_of_user(id) {
+        Ok(list) => Response::json(200, &json!({ "user": user, "total_orders": list.len(), "orders": list })),
         Err(orders::Error::Unavailable(why)) => {
             service_kit::warn("gateway", &format!("profile {id} degraded: {why}"));
             Response::json(200, &json!({ "user": user, "orders": null, "total_orders": null, "degraded": why }))
         }
         Err(orders::Error::NotFound) => Response::json(200, &json!({ "user": user, "orders": [], "total_orders": 0 })),
         Err(orders::Error::Invalid(why) | orders::Error::Conflict(why)) => Response::error(400, "invalid", &why),
-    }
+    })
 }
 
-fn dashboard() -> Response {
+fn dashboard() -> Answer {
     let total_users = match users::count_users() {
         Ok(n) => n,
-        Err(users::Error::Unavailable(why)) => return Response::error(503, "unavailable", &why),
-        Err(other) => return Response::error(500, "internal", &format!("{other:?}")),
+        Err(users::Error::Unavailable(why)) => return Err(Response::error(503, "unavailable", &why)),
+        Err(other) => return Err(Response::error(500, "internal", &format!("{other:?}"))),
     };
-    match orders::order_stats() {
-        Ok(stats) => Response::json(
-            200,
-            &json!({
-                "total_users": total_users,
-                "total_orders": stats.total_orders,
-                "pending_orders": stats.pending_orders,
-                "completed_orders": stats.completed_orders,
-                "total_revenue": stats.total_revenue,
-            }),
-        ),
-        Err(orders::Error::Unavailable(why)) => Response::error(503, "unavailable", &why),
-        Err(other) => Response::error(500, "internal", &format!("{other:?}")),
-    }
-}
-
-fn user_json(user: &users::User) -> Value {
-    json!({ "id": user.id, "name": user.name, "email": user.email, "age": user.age, "created_at": user.created_at })
-}
-
-fn order_json(order: &orders::Order) -> Value {
-    let status = match order.status {
-        orders::Status::Pending => "pending",
-        orders::Status::Confirmed => "confirmed",
-        orders::Status::Shipped => "shipped",
-        orders::Status::Delivered => "delivered",
-        orders::Status::Cancelled => "cancelled",
+    let stats = match orders::order_stats() {
+        Ok(stats) => stats,
+        Err(orders::Error::Unavailable(why)) => return Err(Response::error(503, "unavailable", &why)),
+        Err(other) => return Err(Response::error(500, "internal", &format!("{other:?}"))),
     };
-    let items: Vec<Value> = order
-        .items
-        .iter()
-        .map(|i| json!({ "product_id": i.product_id, "product_name": i.product_name, "quantity": i.quantity, "price": i.price }))
-        .collect();
-    json!({
-        "id": order.id,
-        "user_id": order.user_id,
-        "items": items,
-        "total": order.total,
-        "status": status,
-        "shipping_address": order.shipping_address,
-        "created_at": order.created_at,
-    })
+    Ok(Response::json(
+        200,
+        &json!({
+            "total_users": total_users,
+            "total_orders": stats.total_orders,
+            "pending_orders": stats.pending_orders,
+            "completed_orders": stats.completed_orders,
+            "total_revenue": stats.total_revenue,
+        }),
+    ))
 }

@@ -1,7 +1,8 @@
 //! The HTTP plumbing every guest component shares: a `wasi:http` request read whole into a
 //! plain struct, and a response written back in one go, with the JSON error shape every
-//! Trellis service uses (`{"error": {"code", "message"}}`). Routing and business logic stay
-//! in each component.
+//! Trellis service uses (`{"error": {"code", "message"}}`). Handlers return [`Answer`]: a
+//! refusal is an `Err(response)`, so they read straight down with `?`. Routing and business
+//! logic stay in each component.
 
 use wasip2::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
 use wasip2::io::streams::StreamError;
@@ -93,6 +94,9 @@ fn read_body(incoming: &IncomingRequest) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// What a handler gives: the response, or the response that refuses the request.
+pub type Answer = Result<Response, Response>;
+
 /// A response, written whole.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -104,8 +108,11 @@ pub struct Response {
 }
 
 impl Response {
-    pub fn json(status: u16, value: &serde_json::Value) -> Self {
-        Self { status, content_type: "application/json", body: value.to_string().into_bytes(), headers: Vec::new() }
+    pub fn json(status: u16, value: &impl serde::Serialize) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(body) => Self { status, content_type: "application/json", body, headers: Vec::new() },
+            Err(e) => Self::error(500, "internal", &format!("cannot encode the answer: {e}")),
+        }
     }
 
     pub fn text(status: u16, text: impl Into<String>) -> Self {
@@ -125,7 +132,8 @@ impl Response {
 
     /// `{"error": {"code": code, "message": message}}`.
     pub fn error(status: u16, code: &str, message: &str) -> Self {
-        Self::json(status, &serde_json::json!({ "error": { "code": code, "message": message } }))
+        let body = serde_json::json!({ "error": { "code": code, "message": message } });
+        Self { status, content_type: "application/json", body: body.to_string().into_bytes(), headers: Vec::new() }
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -159,11 +167,8 @@ impl Response {
     }
 }
 
-/// Serves one request with `handler`, turning a rejected request into its error response.
-pub fn serve(incoming: IncomingRequest, out: ResponseOutparam, handler: impl FnOnce(Request) -> Response) {
-    let response = match Request::read(&incoming) {
-        Ok(request) => handler(request),
-        Err(response) => response,
-    };
-    response.send(out);
+/// Serves one request with `handler`; a refusal is sent like any other response.
+pub fn serve(incoming: IncomingRequest, out: ResponseOutparam, handler: impl FnOnce(Request) -> Answer) {
+    let answer = Request::read(&incoming).and_then(handler);
+    answer.unwrap_or_else(|refusal| refusal).send(out);
 }

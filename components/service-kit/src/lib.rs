@@ -1,6 +1,7 @@
 //! What every shop service shares: JSON records in `wasi:keyvalue` buckets keyed by id,
-//! id counters, paging, timestamps and `wasi:logging`. The bindings for those host
-//! interfaces are generated here once; services reuse them through `with`.
+//! id counters, paging, timestamps, `wasi:logging`, serving a request with the service's
+//! version, and the `trellis:http/routes` export ([`export_routes!`]). The bindings for the
+//! host interfaces are generated here once; services reuse them through `with`.
 
 pub mod paging;
 pub mod table;
@@ -12,9 +13,45 @@ wit_bindgen::generate!({
 });
 
 pub use paging::Paging;
-pub use table::{Claim, Claims, Table};
+pub use table::{Claim, Claims, StorageError, Table};
 
+use guest_http::{Answer, Response};
 use wasi::logging::logging::{Level, log};
+use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+
+/// Implements a service's `trellis:http/routes` export from its route table. The service's
+/// own bindings (`exports::trellis::http::routes`) must be in scope where it is invoked.
+///
+/// ```ignore
+/// service_kit::export_routes!(UserService, [("GET", "/api/v1/users"), ("POST", "/api/v1/users")]);
+/// ```
+#[macro_export]
+macro_rules! export_routes {
+    ($service:ty, [$(($method:literal, $pattern:literal)),* $(,)?]) => {
+        impl exports::trellis::http::routes::Guest for $service {
+            fn routes() -> Vec<exports::trellis::http::routes::Route> {
+                vec![$(exports::trellis::http::routes::Route {
+                    method: $method.to_string(),
+                    pattern: $pattern.to_string(),
+                }),*]
+            }
+        }
+    };
+}
+
+/// Serves one request with `route`, naming the service's `version` in `x-service-version` on
+/// every answer, refusals included.
+pub fn serve(
+    incoming: IncomingRequest,
+    out: ResponseOutparam,
+    version: &str,
+    route: impl FnOnce(guest_http::Request) -> Answer,
+) {
+    guest_http::serve(incoming, out, |request| {
+        let response = route(request).unwrap_or_else(|refusal| refusal);
+        Ok(response.with_header("x-service-version", version))
+    });
+}
 
 /// Logs a line through the host, which tags it with the component and correlation id.
 pub fn info(context: &str, message: &str) {
@@ -36,11 +73,6 @@ pub fn parse_id(text: &str) -> Option<u64> {
 }
 
 /// A request the service understood but refuses: 422 with why.
-pub fn invalid(message: &str) -> guest_http::Response {
-    guest_http::Response::error(422, "validation_error", message)
-}
-
-/// The host's storage failed: a 500 naming the cause, never a trap.
-pub fn storage_error(message: String) -> guest_http::Response {
-    guest_http::Response::error(500, "storage_error", &message)
+pub fn invalid(message: &str) -> Response {
+    Response::error(422, "validation_error", message)
 }

@@ -2,7 +2,8 @@
 //! 100, a page past the end is empty, and the answer is `{"items", "page", "page_size", "total"}`.
 
 use guest_http::{Request, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 
 /// The largest page a client can ask for; larger asks are clamped and echoed as this.
 pub const MAX_PAGE_SIZE: u64 = 100;
@@ -42,7 +43,7 @@ impl Paging {
         start..end
     }
 
-    pub fn answer(&self, items: Vec<Value>, total: usize) -> Response {
+    pub fn answer(&self, items: &[impl Serialize], total: usize) -> Response {
         Response::json(200, &json!({ "items": items, "page": self.page, "page_size": self.page_size, "total": total }))
     }
 }

@@ -18,46 +18,71 @@ fn key(id: u64) -> String {
     format!("{id:020}")
 }
 
-fn describe(e: store::Error) -> String {
-    match e {
-        store::Error::NoSuchStore => "no such store".to_string(),
-        store::Error::AccessDenied => "access denied".to_string(),
-        store::Error::Other(message) => message,
+/// The host's storage failed, or a record in it is unreadable. Handlers answer it with a 500
+/// naming the cause (`?` converts it), never a trap.
+#[derive(Debug, Clone)]
+pub struct StorageError(pub String);
+
+impl std::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
+}
+
+impl From<StorageError> for guest_http::Response {
+    fn from(e: StorageError) -> Self {
+        guest_http::Response::error(500, "storage_error", &e.0)
+    }
+}
+
+impl From<store::Error> for StorageError {
+    fn from(e: store::Error) -> Self {
+        StorageError(match e {
+            store::Error::NoSuchStore => "no such store".to_string(),
+            store::Error::AccessDenied => "access denied".to_string(),
+            store::Error::Other(message) => message,
+        })
+    }
+}
+
+fn describe(e: store::Error) -> StorageError {
+    e.into()
 }
 
 impl Table {
     /// Opens the bucket `name`.
-    pub fn open(name: &str) -> Result<Self, String> {
+    pub fn open(name: &str) -> Result<Self, StorageError> {
         Ok(Self { bucket: store::open(name).map_err(describe)?, name: name.to_string() })
     }
 
     /// A fresh id: 1, 2, 3... never reused, even after deletes or concurrent creates.
-    pub fn next_id(&self) -> Result<u64, String> {
+    pub fn next_id(&self) -> Result<u64, StorageError> {
         // The counter has a bucket of its own so that listing the records never meets it.
         let counters = store::open(&format!("{}-counters", self.name)).map_err(describe)?;
         let id = atomics::increment(&counters, NEXT_ID, 1).map_err(describe)?;
-        u64::try_from(id).map_err(|_| format!("the id counter of {} is corrupt", self.name))
+        u64::try_from(id).map_err(|_| StorageError(format!("the id counter of {} is corrupt", self.name)))
     }
 
-    pub fn get<T: DeserializeOwned>(&self, id: u64) -> Result<Option<T>, String> {
+    pub fn get<T: DeserializeOwned>(&self, id: u64) -> Result<Option<T>, StorageError> {
         match self.bucket.get(&key(id)).map_err(describe)? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| format!("record {id} is corrupt: {e}")),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StorageError(format!("record {id} is corrupt: {e}"))),
         }
     }
 
-    pub fn put<T: Serialize>(&self, id: u64, value: &T) -> Result<(), String> {
-        let bytes = serde_json::to_vec(value).map_err(|e| e.to_string())?;
+    pub fn put<T: Serialize>(&self, id: u64, value: &T) -> Result<(), StorageError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| StorageError(e.to_string()))?;
         self.bucket.set(&key(id), &bytes).map_err(describe)
     }
 
-    pub fn delete(&self, id: u64) -> Result<(), String> {
+    pub fn delete(&self, id: u64) -> Result<(), StorageError> {
         self.bucket.delete(&key(id)).map_err(describe)
     }
 
     /// Every id in the table, oldest first.
-    pub fn ids(&self) -> Result<Vec<u64>, String> {
+    pub fn ids(&self) -> Result<Vec<u64>, StorageError> {
         let mut ids = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
@@ -71,7 +96,7 @@ impl Table {
     }
 
     /// The records with these ids, in this order, skipping any deleted meanwhile.
-    pub fn get_many<T: DeserializeOwned>(&self, ids: &[u64]) -> Result<Vec<T>, String> {
+    pub fn get_many<T: DeserializeOwned>(&self, ids: &[u64]) -> Result<Vec<T>, StorageError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -80,12 +105,14 @@ impl Table {
         found
             .into_iter()
             .flatten()
-            .map(|(k, bytes)| serde_json::from_slice(&bytes).map_err(|e| format!("record {k} is corrupt: {e}")))
+            .map(|(k, bytes)| {
+                serde_json::from_slice(&bytes).map_err(|e| StorageError(format!("record {k} is corrupt: {e}")))
+            })
             .collect()
     }
 
     /// Every record, oldest first.
-    pub fn all<T: DeserializeOwned>(&self) -> Result<Vec<T>, String> {
+    pub fn all<T: DeserializeOwned>(&self) -> Result<Vec<T>, StorageError> {
         self.get_many(&self.ids()?)
     }
 }
@@ -106,13 +133,13 @@ pub enum Claim {
 }
 
 impl Claims {
-    pub fn open(name: &str) -> Result<Self, String> {
+    pub fn open(name: &str) -> Result<Self, StorageError> {
         Ok(Self { bucket: store::open(name).map_err(describe)? })
     }
 
     /// Claims `value` for `owner`, storing `record` with the claim. A claim `owner` already
     /// holds is won again (and its record refreshed).
-    pub fn claim(&self, value: &str, owner: u64, record: &[u8]) -> Result<Claim, String> {
+    pub fn claim(&self, value: &str, owner: u64, record: &[u8]) -> Result<Claim, StorageError> {
         let mut cas = atomics::Cas::new(&self.bucket, value).map_err(describe)?;
         loop {
             if let Some(current) = cas.current().map_err(describe)?
@@ -129,7 +156,7 @@ impl Claims {
     }
 
     /// Releases `value` if `owner` holds it.
-    pub fn release(&self, value: &str, owner: u64) -> Result<(), String> {
+    pub fn release(&self, value: &str, owner: u64) -> Result<(), StorageError> {
         match self.bucket.get(value).map_err(describe)? {
             Some(current) if holder(&current) == Some(owner) => self.bucket.delete(value).map_err(describe),
             _ => Ok(()),

@@ -4,11 +4,10 @@
 
 mod users;
 
-use guest_http::{Request, Response};
+use guest_http::{Answer, Request, Response};
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
 use exports::shop::users::api;
-use exports::trellis::http::routes::{self, Route};
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -19,6 +18,8 @@ wit_bindgen::generate!({
         "wasi:keyvalue/batch@0.2.0-draft2": service_kit::wasi::keyvalue::batch,
         "wasi:logging/logging@0.1.0-draft": service_kit::wasi::logging::logging,
     },
+    // The WIT records are the stored and served JSON too.
+    additional_derives: [serde::Serialize, serde::Deserialize],
 });
 
 struct UserService;
@@ -30,44 +31,38 @@ const VERSION: &str = if cfg!(feature = "next") { "0.2.0-next" } else { env!("CA
 export!(UserService);
 wasip2::http::proxy::export!(UserService);
 
-impl routes::Guest for UserService {
-    fn routes() -> Vec<Route> {
-        [
-            ("GET", "/api/v1/users"),
-            ("POST", "/api/v1/users"),
-            ("GET", "/api/v1/users/{id}"),
-            ("PUT", "/api/v1/users/{id}"),
-            ("DELETE", "/api/v1/users/{id}"),
-        ]
-        .into_iter()
-        .map(|(method, pattern)| Route { method: method.to_string(), pattern: pattern.to_string() })
-        .collect()
-    }
-}
+service_kit::export_routes!(
+    UserService,
+    [
+        ("GET", "/api/v1/users"),
+        ("POST", "/api/v1/users"),
+        ("GET", "/api/v1/users/{id}"),
+        ("PUT", "/api/v1/users/{id}"),
+        ("DELETE", "/api/v1/users/{id}"),
+    ]
+);
 
 impl wasip2::exports::http::incoming_handler::Guest for UserService {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        guest_http::serve(request, out, |request| route(request).with_header("x-service-version", VERSION));
+        service_kit::serve(request, out, VERSION, route);
     }
 }
 
-fn route(request: Request) -> Response {
+fn route(request: Request) -> Answer {
     let segments = request.segments();
     match (request.method.as_str(), segments.as_slice()) {
         ("POST", ["api", "v1", "users"]) => users::create(&request),
         ("GET", ["api", "v1", "users"]) => users::list(&request),
         (method, ["api", "v1", "users", id]) => {
-            let Some(id) = service_kit::parse_id(id) else {
-                return Response::not_found(&format!("no user {id}"));
-            };
+            let id = service_kit::parse_id(id).ok_or_else(|| Response::not_found(&format!("no user {id}")))?;
             match method {
                 "GET" => users::get(id),
                 "PUT" => users::update(&request, id),
                 "DELETE" => users::delete(id),
-                _ => Response::method_not_allowed(method, &request.path),
+                _ => Err(Response::method_not_allowed(method, &request.path)),
             }
         }
-        _ => Response::not_found(&request.path),
+        _ => Err(Response::not_found(&request.path)),
     }
 }
 
@@ -75,7 +70,7 @@ impl api::Guest for UserService {
     fn get_user(id: u64) -> Result<api::User, api::Error> {
         service_kit::info("shop:users/api", &format!("get-user {id}"));
         match users::load(id) {
-            Ok(Some(user)) => Ok(user.into()),
+            Ok(Some(user)) => Ok(user),
             Ok(None) => Err(api::Error::NotFound),
             Err(e) => Err(api::Error::Unavailable(format!("user storage failed: {e}"))),
         }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_with::{DurationMilliSeconds, serde_as};
 
 use super::window::WindowKind;
 
@@ -30,6 +31,7 @@ pub enum Outcome {
 }
 
 /// Every tunable of one breaker. Serialized field names are those of the config file.
+#[serde_as]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BreakerConfig {
@@ -41,7 +43,7 @@ pub struct BreakerConfig {
     /// Fewer calls than this in the window never open it: a rate over two calls means nothing.
     pub minimum_calls: u32,
     /// A call at least this slow counts as slow even if it succeeds.
-    #[serde(with = "millis")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
     pub slow_call_duration: Duration,
     /// Fraction of slow calls that opens the breaker; 1.0 means only when every call is slow.
     pub slow_call_rate_threshold: f64,
@@ -49,12 +51,12 @@ pub struct BreakerConfig {
     /// the right mode for a service with too little traffic to fill a window.
     pub consecutive_failures: Option<u32>,
     /// How long it stays open the first time before letting trial calls through.
-    #[serde(with = "millis")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
     pub open_wait: Duration,
     /// The open wait multiplies by this on each trip without a close in between.
     pub backoff_multiplier: f64,
     /// The cap on the grown open wait.
-    #[serde(with = "millis")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
     pub open_wait_max: Duration,
     /// Each open wait is spread by up to this fraction either way, so that breakers that
     /// opened together do not all retry in the same instant.
@@ -63,7 +65,7 @@ pub struct BreakerConfig {
     pub half_open_permits: u32,
     /// Half-open gives up and reopens after this long, so a trial call that never ends cannot
     /// leave the breaker stuck.
-    #[serde(with = "millis")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
     pub half_open_max_duration: Duration,
     /// The outcomes that count as failures. Business errors are answers, not failures.
     pub failure_outcomes: Vec<Outcome>,
@@ -126,19 +128,5 @@ impl BreakerConfig {
         let capped = grown.min(self.open_wait_max.as_secs_f64());
         let spread = capped * self.jitter * (2.0 * unit - 1.0);
         Duration::from_secs_f64((capped + spread).max(0.0))
-    }
-}
-
-/// Durations in the config file are whole milliseconds.
-pub(crate) mod millis {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_millis(u64::deserialize(d)?))
     }
 }

@@ -7,7 +7,6 @@
 
 mod clock;
 mod config;
-pub(crate) use config::millis;
 mod window;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -17,11 +16,11 @@ pub use window::WindowKind;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use window::{Sample, Window};
 
 /// The state as reported to operators and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StateName {
     Closed,
@@ -70,7 +69,7 @@ impl std::fmt::Display for Rejected {
 }
 
 /// What an operator or a report sees of one breaker.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Snapshot {
     pub state: StateName,
     pub calls: u32,

@@ -4,7 +4,7 @@
 //! starts a chain over HTTP.
 
 use exports::test::chain::api::{Error, Guest};
-use guest_http::{Request, Response};
+use guest_http::{Answer, Request, Response};
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
 wit_bindgen::generate!({ world: "chain" });
@@ -32,12 +32,11 @@ impl wasip2::exports::http::incoming_handler::Guest for Chain {
     }
 }
 
-fn route(request: Request) -> Response {
-    let Some(n) = request.segments().get(1).and_then(|n| n.parse::<u32>().ok()) else {
-        return Response::not_found("use /chain/{n}");
-    };
+fn route(request: Request) -> Answer {
+    let n = request.segments().get(1).and_then(|n| n.parse::<u32>().ok());
+    let n = n.ok_or_else(|| Response::not_found("use /chain/{n}"))?;
     match test::chain::api::hop(n) {
-        Ok(hops) => Response::text(200, hops.to_string()),
-        Err(test::chain::api::Error::Unavailable(why)) => Response::error(503, "unavailable", &why),
+        Ok(hops) => Ok(Response::text(200, hops.to_string())),
+        Err(test::chain::api::Error::Unavailable(why)) => Err(Response::error(503, "unavailable", &why)),
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! It also exports `test:consumer/repeat` so a benchmark can time calls made from the guest.
 
-use guest_http::{Request, Response};
+use guest_http::{Answer, Request, Response};
 use test::greet::api::{Error, Fault};
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
@@ -34,8 +34,8 @@ impl wasip2::exports::http::incoming_handler::Guest for Consumer {
     }
 }
 
-fn route(request: Request) -> Response {
-    match request.segments().as_slice() {
+fn route(request: Request) -> Answer {
+    Ok(match request.segments().as_slice() {
         [_, "greet", name] => answer(test::greet::api::greet(name)),
         [_, "greet"] => answer(test::greet::api::greet("")),
         [_, "misbehave", how] => {
@@ -47,7 +47,7 @@ fn route(request: Request) -> Response {
                 "oom" => Fault::Oom,
                 "recurse" => Fault::Recurse,
                 "flaky" => Fault::Flaky,
-                other => return Response::not_found(&format!("no fault named {other}")),
+                other => return Err(Response::not_found(&format!("no fault named {other}"))),
             };
             let amount = request.query_param("amount").and_then(|n| n.parse().ok()).unwrap_or(0);
             answer(test::greet::api::misbehave(fault, amount))
@@ -59,7 +59,7 @@ fn route(request: Request) -> Response {
         },
         [_, "absent-plain"] => Response::text(200, test::absent::api::ping_plain()),
         _ => Response::not_found(&request.path),
-    }
+    })
 }
 
 fn answer(result: Result<String, Error>) -> Response {

@@ -1,7 +1,7 @@
 //! Test `wasi:http` component that misbehaves on request, served under `/faulty/`:
 //! `ok`, `panic`, `spin`, `oom`, `recurse`, `slow?ms=N`, `flaky?percent=N`.
 
-use guest_http::{Request, Response};
+use guest_http::{Answer, Request, Response};
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
 struct Faulty;
@@ -18,8 +18,8 @@ fn number(request: &Request, name: &str) -> u32 {
     request.query_param(name).and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
-fn route(request: Request) -> Response {
-    match request.segments().get(1).copied() {
+fn route(request: Request) -> Answer {
+    Ok(match request.segments().get(1).copied() {
         Some("ok") | None => Response::text(200, "fine"),
         Some("panic") => panic!("asked to panic"),
         Some("spin") => faults::spin(),
@@ -37,5 +37,5 @@ fn route(request: Request) -> Response {
             Response::text(200, "lucky")
         }
         Some(other) => Response::not_found(&format!("no fault named {other}")),
-    }
+    })
 }

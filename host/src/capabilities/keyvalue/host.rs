@@ -1,0 +1,122 @@
+//! The WIT implementation of `wasi:keyvalue` (store, atomics, batch) on [`KeyValueView`]:
+//! resources in the Store's table, reads inline, writes through the namespace.
+
+use wasmtime::component::Resource;
+
+use super::redb_backend::Swap;
+use super::resources::{Bucket, Cas};
+use super::{KeyValueView, store};
+use crate::capabilities::bindings::{atomics, batch};
+
+type Answer<T> = wasmtime::Result<Result<T, store::Error>>;
+
+impl KeyValueView<'_> {
+    fn bucket_name(&mut self, bucket: &Resource<Bucket>) -> wasmtime::Result<String> {
+        Ok(self.table.get(bucket)?.name.clone())
+    }
+}
+
+impl store::Host for KeyValueView<'_> {
+    async fn open(&mut self, identifier: String) -> Answer<Resource<Bucket>> {
+        Ok(Ok(self.table.push(Bucket { name: identifier })?))
+    }
+}
+
+impl store::HostBucket for KeyValueView<'_> {
+    async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<Option<Vec<u8>>> {
+        let name = self.bucket_name(&bucket)?;
+        Ok(self.namespace.read("get", &name, |s, scope| s.get(scope, &key)))
+    }
+
+    async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Answer<()> {
+        let name = self.bucket_name(&bucket)?;
+        Ok(self.namespace.write("set", name, move |s, scope| s.set_many(scope, vec![(key, value)])).await)
+    }
+
+    async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<()> {
+        let name = self.bucket_name(&bucket)?;
+        Ok(self.namespace.write("delete", name, move |s, scope| s.delete_many(scope, vec![key])).await)
+    }
+
+    async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<bool> {
+        let name = self.bucket_name(&bucket)?;
+        Ok(self.namespace.read("exists", &name, |s, scope| Ok(s.get(scope, &key)?.is_some())))
+    }
+
+    async fn list_keys(&mut self, bucket: Resource<Bucket>, cursor: Option<String>) -> Answer<store::KeyResponse> {
+        let name = self.bucket_name(&bucket)?;
+        let page = self.namespace.read("list-keys", &name, |s, scope| s.list_keys(scope, cursor.as_deref()));
+        Ok(page.map(|(keys, cursor)| store::KeyResponse { keys, cursor }))
+    }
+
+    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for KeyValueView<'_> {
+    async fn increment(&mut self, bucket: Resource<Bucket>, key: String, delta: i64) -> Answer<i64> {
+        let name = self.bucket_name(&bucket)?;
+        Ok(self.namespace.write("increment", name, move |s, scope| s.increment(scope, key, delta)).await)
+    }
+
+    async fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> wasmtime::Result<Result<(), atomics::CasError>> {
+        let Cas { bucket, key, current } = self.table.delete(cas)?;
+        let (bucket_for_retry, key_for_retry) = (bucket.clone(), key.clone());
+        let swapped =
+            self.namespace.write("swap", bucket, move |s, scope| s.compare_and_swap(scope, key, current, value)).await;
+        Ok(match swapped {
+            Ok(Swap::Done) => Ok(()),
+            Ok(Swap::Changed(now)) => {
+                let retry = self.table.push(Cas { bucket: bucket_for_retry, key: key_for_retry, current: now })?;
+                Err(atomics::CasError::CasFailed(retry))
+            }
+            Err(e) => Err(atomics::CasError::StoreError(e)),
+        })
+    }
+}
+
+impl atomics::HostCas for KeyValueView<'_> {
+    async fn new(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<Resource<Cas>> {
+        let name = self.bucket_name(&bucket)?;
+        match self.namespace.read("cas-new", &name, |s, scope| s.get(scope, &key)) {
+            Ok(current) => Ok(Ok(self.table.push(Cas { bucket: name, key, current })?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    async fn current(&mut self, cas: Resource<Cas>) -> Answer<Option<Vec<u8>>> {
+        Ok(Ok(self.table.get(&cas)?.current.clone()))
+    }
+
+    async fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
+        self.table.delete(cas)?;
+        Ok(())
+    }
+}
+
+impl batch::Host for KeyValueView<'_> {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Answer<Vec<Option<(String, Vec<u8>)>>> {
+        let name = self.bucket_name(&bucket)?;
+        let found = self.namespace.read("get-many", &name, |s, scope| {
+            let values = s.get_many(scope, &keys)?;
+            Ok(keys.into_iter().zip(values).map(|(k, v)| v.map(|v| (k, v))).collect())
+        });
+        Ok(found)
+    }
+
+    async fn set_many(&mut self, bucket: Resource<Bucket>, key_values: Vec<(String, Vec<u8>)>) -> Answer<()> {
+        let name = self.bucket_name(&bucket)?;
+        Ok(self.namespace.write("set-many", name, move |s, scope| s.set_many(scope, key_values)).await)
+    }
+
+    async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Answer<()> {
+        let name = self.bucket_name(&bucket)?;
+        Ok(self.namespace.write("delete-many", name, move |s, scope| s.delete_many(scope, keys)).await)
+    }
+}

@@ -1,0 +1,95 @@
+//! `wasi:keyvalue@0.2.0-draft2` (store, atomics, batch) for every component: the capability
+//! ([`Namespace`], one per component, named after it), its view on a Store
+//! ([`KeyValueView`]), the WIT implementation on that view (`host`), and the redb backend
+//! (`redb_backend`). The bucket identifiers a component opens are its own to choose.
+
+mod host;
+mod redb_backend;
+pub(crate) mod resources;
+
+pub use redb_backend::{Storage, StorageError};
+
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, Linker, ResourceTable};
+
+use crate::capabilities::bindings::{atomics, batch, store};
+use crate::ops::metrics::{METRICS, StorageLabels};
+use redb_backend::Scope;
+
+/// One component's part of the storage: what its Stores carry.
+#[derive(Debug, Clone)]
+pub struct Namespace {
+    storage: Storage,
+    name: Arc<str>,
+}
+
+impl Namespace {
+    pub fn new(storage: Storage, name: Arc<str>) -> Self {
+        Self { storage, name }
+    }
+
+    /// Runs a read inline: a redb read transaction takes microseconds and never waits on the
+    /// disk for long, so a trip to another thread would cost more than it saves.
+    fn read<R>(
+        &self,
+        operation: &'static str,
+        bucket: &str,
+        op: impl FnOnce(&Storage, Scope) -> Result<R, StorageError>,
+    ) -> Result<R, store::Error> {
+        let result =
+            op(&self.storage, Scope { namespace: &self.name, bucket }).map_err(|e| store::Error::Other(e.to_string()));
+        self.count(operation, result.is_ok());
+        result
+    }
+
+    /// Runs a write on the blocking pool: each one waits for the fsync of the commit holding it.
+    async fn write<R: Send + 'static>(
+        &self,
+        operation: &'static str,
+        bucket: String,
+        op: impl FnOnce(&Storage, Scope) -> Result<R, StorageError> + Send + 'static,
+    ) -> Result<R, store::Error> {
+        let (storage, namespace) = (self.storage.clone(), self.name.clone());
+        let joined =
+            tokio::task::spawn_blocking(move || op(&storage, Scope { namespace: &namespace, bucket: &bucket }))
+                .await
+                .map_err(|e| store::Error::Other(format!("storage task failed: {e}")));
+        let result = joined.and_then(|r| r.map_err(|e| store::Error::Other(e.to_string())));
+        self.count(operation, result.is_ok());
+        result
+    }
+
+    fn count(&self, operation: &'static str, ok: bool) {
+        let labels = StorageLabels {
+            component: self.name.to_string(),
+            operation: operation.to_string(),
+            result: if ok { "ok" } else { "error" }.to_string(),
+        };
+        METRICS.storage_operations.get_or_create(&labels).inc();
+    }
+}
+
+/// What the WIT implementation works on: a component's namespace and its Store's resource
+/// table, borrowed from the Store's data for one host call.
+pub struct KeyValueView<'a> {
+    pub namespace: &'a Namespace,
+    pub table: &'a mut ResourceTable,
+}
+
+/// Names the view type for wasmtime's generated `add_to_linker` functions.
+struct KeyValue;
+
+impl HasData for KeyValue {
+    type Data<'a> = KeyValueView<'a>;
+}
+
+/// Registers the three interfaces in a linker whose Store data gives a [`KeyValueView`].
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> KeyValueView<'_>,
+) -> wasmtime::Result<()> {
+    store::add_to_linker::<T, KeyValue>(linker, view)?;
+    atomics::add_to_linker::<T, KeyValue>(linker, view)?;
+    batch::add_to_linker::<T, KeyValue>(linker, view)
+}

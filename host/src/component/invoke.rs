@@ -1,0 +1,76 @@
+//! Running guest code: an instance out of the pool (warm or fresh, once the bulkhead has
+//! room), the work with the deadline enforced, and the instance back to the pool only when
+//! it finished cleanly. One function, [`LoadedComponent::invoke`], for HTTP requests, calls
+//! between components and load-time exports alike; failures come back classified.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime_wasi_http::p2::bindings::Proxy;
+
+use super::LoadedComponent;
+use super::pool::{Alive, Warm};
+use crate::ops::metrics::{ComponentLabels, METRICS};
+use crate::runtime::{CallContext, Fault, HostState, new_store, reason};
+
+impl LoadedComponent {
+    /// Runs `work` on an instance of this component within `call`'s deadline. A trapped or
+    /// timed-out instance is thrown away; a clean one goes back to the pool.
+    pub async fn invoke<R>(
+        &self,
+        call: CallContext,
+        work: impl AsyncFnOnce(&mut Warm) -> wasmtime::Result<R>,
+    ) -> Result<R, Fault> {
+        let deadline = call.deadline;
+        let mut warm = self.checkout(call).await?;
+        match tokio::time::timeout_at(deadline.into(), work(&mut warm)).await {
+            Ok(Ok(answer)) => {
+                self.pool.put(warm);
+                Ok(answer)
+            }
+            Ok(Err(e)) => Err(Fault::classify(&self.name, &e, warm.store.data().ran_out_of_memory())),
+            Err(_) => Err(Fault::Timeout(self.name.to_string())),
+        }
+    }
+
+    /// An instance for one unit of work, once the bulkhead has room: a warm one if any is
+    /// idle, else a fresh one.
+    async fn checkout(&self, call: CallContext) -> Result<Warm, Fault> {
+        let slot = self
+            .bulkhead
+            .enter(call.deadline)
+            .await
+            .map_err(|why| Fault::Busy(format!("component '{}' is busy: {why}", self.name)))?;
+        if let Some(mut warm) = self.pool.take() {
+            warm.store.data_mut().begin(call);
+            warm.store.set_epoch_deadline(1);
+            warm.slot = Some(slot);
+            return Ok(warm);
+        }
+        let state = HostState::new(self.name.clone(), &self.limits, self.namespace.clone(), call);
+        let mut store = new_store(self.pre.engine(), state);
+        let started = Instant::now();
+        let instance = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| Fault::Instantiation { component: self.name.to_string(), reason: reason(&e) })?;
+        let labels = ComponentLabels { component: self.name.to_string() };
+        METRICS.instantiation_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+        Ok(Warm { store, instance, slot: Some(slot), proxy: None, _alive: Alive::new(&self.name) })
+    }
+
+    /// The `wasi:http` bindings of an instance of this component, looked up once per instance.
+    pub(crate) fn proxy(&self, warm: &mut Warm) -> wasmtime::Result<Arc<Proxy>> {
+        if let Some(proxy) = &warm.proxy {
+            return Ok(proxy.clone());
+        }
+        let indices = self
+            .proxy
+            .as_ref()
+            .ok_or_else(|| wasmtime::format_err!("component '{}' does not serve HTTP", self.name))?;
+        let proxy = Arc::new(indices.load(&mut warm.store, &warm.instance)?);
+        warm.proxy = Some(proxy.clone());
+        Ok(proxy)
+    }
+}

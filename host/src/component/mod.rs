@@ -1,0 +1,149 @@
+//! What one loaded component is: its compiled code pre-instantiated once, what discovery
+//! found in it, its links to providers and its routes, its pool of warm instances behind a
+//! bulkhead (`pool`), how guest code is run on them (`invoke`), and how its exports answer
+//! links (`callee`). Reading and checking its file is `validate`. Which components are
+//! loaded and how they link is the registry's job; serving requests is the HTTP layer's.
+
+mod callee;
+mod invoke;
+mod pool;
+mod validate;
+
+pub use callee::ExportCallee;
+pub use pool::Warm;
+pub use validate::{FileStamp, compile};
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre};
+use wasmtime_wasi_http::p2::bindings::ProxyIndices;
+
+use crate::capabilities::keyvalue::Namespace;
+use crate::config::Limits;
+use crate::discovery::Description;
+use crate::http::router::Route;
+use crate::linking::{Link, ProviderId};
+use crate::runtime::HostState;
+use pool::{Bulkhead, InstancePool};
+
+/// Exports by interface name, each with its functions' export indices.
+type ExportIndex = HashMap<String, (ComponentExportIndex, HashMap<String, ComponentExportIndex>)>;
+
+/// Numbers each load, so that two versions loaded under one name are told apart.
+static LOADS: AtomicU64 = AtomicU64::new(1);
+
+/// A component that passed validation, compilation and linking.
+pub struct LoadedComponent {
+    pub name: Arc<str>,
+    /// This load of it, as links see it.
+    pub id: ProviderId,
+    pub path: PathBuf,
+    /// The file's size and modification time when loaded, to notice a new version.
+    pub stamp: FileStamp,
+    /// SHA-256 of the file's bytes.
+    pub digest: String,
+    pub loaded_at: SystemTime,
+    pub description: Description,
+    /// Its imports from other components, one link each.
+    pub links: Vec<Arc<Link>>,
+    pub routes: Vec<Route>,
+    /// Its limits: the global ones with its own overrides from the config file.
+    pub limits: Limits,
+    exports: ExportIndex,
+    pre: InstancePre<HostState>,
+    proxy: Option<ProxyIndices>,
+    namespace: Namespace,
+    pool: InstancePool,
+    bulkhead: Bulkhead,
+}
+
+/// What the loader hands over to make a [`LoadedComponent`].
+pub struct Parts {
+    pub name: Arc<str>,
+    pub path: PathBuf,
+    pub stamp: FileStamp,
+    pub digest: String,
+    pub description: Description,
+    pub links: Vec<Arc<Link>>,
+    pub pre: InstancePre<HostState>,
+    pub namespace: Namespace,
+    pub limits: Limits,
+}
+
+impl LoadedComponent {
+    pub fn new(parts: Parts) -> wasmtime::Result<Self> {
+        let proxy = if parts.description.serves_http() { Some(ProxyIndices::new(&parts.pre)?) } else { None };
+        let exports = export_index(parts.pre.component(), &parts.description);
+        let id = ProviderId { name: parts.name.clone(), version: LOADS.fetch_add(1, Ordering::Relaxed) };
+        Ok(Self {
+            name: parts.name,
+            id,
+            path: parts.path,
+            stamp: parts.stamp,
+            digest: parts.digest,
+            loaded_at: SystemTime::now(),
+            description: parts.description,
+            links: parts.links,
+            routes: Vec::new(),
+            exports,
+            pool: InstancePool::new(parts.limits.instance_reuse, parts.limits.max_idle_instances),
+            bulkhead: Bulkhead::new(parts.limits.max_instances, parts.limits.max_queue),
+            limits: parts.limits,
+            pre: parts.pre,
+            proxy,
+            namespace: parts.namespace,
+        })
+    }
+
+    pub fn serves_http(&self) -> bool {
+        self.proxy.is_some()
+    }
+
+    /// The component's version as its exports name it: the highest version among the
+    /// interfaces it exports for other components, if any carries one.
+    pub fn version(&self) -> Option<String> {
+        let exported = self
+            .description
+            .exports
+            .iter()
+            .filter(|e| !e.name.is_host_provided() && !e.name.base.starts_with("trellis:"));
+        exported.filter_map(|e| e.name.version.clone()).max().map(|v| v.to_string())
+    }
+
+    /// The export index of one function of one exported interface.
+    pub fn export_function(&self, interface: &str, function: &str) -> Option<ComponentExportIndex> {
+        self.exports.get(interface).and_then(|(_, funcs)| funcs.get(function)).copied()
+    }
+
+    pub fn idle_instances(&self) -> usize {
+        self.pool.idle()
+    }
+
+    /// Whether every import is linked.
+    pub fn is_ready(&self) -> bool {
+        self.links.iter().all(|l| l.target().is_some())
+    }
+
+    /// The imports of this component that no provider serves, with the reason for each.
+    pub fn unresolved(&self) -> Vec<(String, String)> {
+        self.links.iter().filter_map(|l| Some((l.interface.full_name.clone(), l.unresolved_reason()?))).collect()
+    }
+}
+
+fn export_index(component: &Component, description: &Description) -> ExportIndex {
+    let mut index = HashMap::new();
+    for export in &description.exports {
+        let Some(interface) = component.get_export_index(None, &export.full_name) else { continue };
+        let funcs = export
+            .functions
+            .iter()
+            .filter_map(|f| Some((f.name.clone(), component.get_export_index(Some(&interface), &f.name)?)))
+            .collect();
+        index.insert(export.full_name.clone(), (interface, funcs));
+    }
+    index
+}

@@ -1,0 +1,179 @@
+//! The configuration file (`trellis.toml`): limits, breaker defaults, provider pins and
+//! per-component overrides. Every field has a default, so an empty or absent file is valid.
+//! The `[server]` section and its merge with the command line live in [`server`]; using the
+//! settings is every other module's business.
+
+mod server;
+
+pub use server::{Server, Settings};
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use serde_with::{DurationMilliSeconds, serde_as};
+
+use crate::breaker::BreakerConfig;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: Server,
+    pub limits: Limits,
+    /// Breaker settings for every link between components.
+    pub breaker: BreakerConfig,
+    /// Pins an interface (`"shop:users/api"`) to the component that must provide it, when
+    /// several could.
+    pub providers: BTreeMap<String, String>,
+    /// Per-component settings, by component name (its file name without `.wasm`).
+    pub components: BTreeMap<String, ComponentConfig>,
+}
+
+/// Limits that apply to every component unless its own section overrides them. Durations
+/// in the file are whole milliseconds.
+#[serde_as]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Linear memory one instance may grow to. 256 MiB fits every service here with room,
+    /// and keeps a runaway allocation far from the host's memory.
+    pub memory_mib: u64,
+    /// Deadline for one HTTP request, everything it causes included (504 past it).
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub request_timeout: Duration,
+    /// Deadline for one call into a component from another (never more than what is left of
+    /// the caller's own deadline).
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub call_timeout: Duration,
+    /// How deep calls may nest (A calls B calls C...), so that a cycle ends with an error
+    /// instead of exhausting the host.
+    pub max_call_depth: u32,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: u64,
+    /// Serve later requests from a warm instance that finished cleanly instead of a fresh one.
+    /// A trapped instance is always thrown away. Turn off for strict per-request isolation.
+    pub instance_reuse: bool,
+    /// Warm instances kept idle per component.
+    pub max_idle_instances: usize,
+    /// Instances of one component busy at once (the bulkhead): one component cannot take
+    /// every instance slot and core from the others. 64 is far above what two cores serve.
+    pub max_instances: usize,
+    /// Requests or calls that may wait for a busy component; beyond that the caller is told
+    /// "unavailable" at once instead of queueing.
+    pub max_queue: usize,
+    /// Table elements (function references) one instance may have: generous for real code,
+    /// and it bounds what a guest can make the host allocate.
+    pub max_table_elements: usize,
+    /// Largest wasm stack, engine-wide (wasmtime sets it per engine). 512 KiB is wasmtime's
+    /// default: deep enough for real code, and a runaway recursion traps quickly.
+    pub max_wasm_stack_kib: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_mib: 256,
+            request_timeout: Duration::from_secs(10),
+            call_timeout: Duration::from_secs(5),
+            max_call_depth: 16,
+            max_body_bytes: 1024 * 1024,
+            instance_reuse: true,
+            max_idle_instances: 32,
+            max_instances: 64,
+            max_queue: 256,
+            max_table_elements: 100_000,
+            max_wasm_stack_kib: 512,
+        }
+    }
+}
+
+/// Settings for one component; each limit given here replaces the global one for it.
+#[serde_as]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComponentConfig {
+    /// Replaces the routes the component declares (or the default `/NAME/{*rest}`), e.g.
+    /// `["GET /hi", "/hello/{*rest}"]`.
+    pub routes: Option<Vec<String>>,
+    pub memory_mib: Option<u64>,
+    pub max_table_elements: Option<usize>,
+    #[serde_as(as = "Option<DurationMilliSeconds<u64>>")]
+    pub request_timeout: Option<Duration>,
+    #[serde_as(as = "Option<DurationMilliSeconds<u64>>")]
+    pub call_timeout: Option<Duration>,
+    pub instance_reuse: Option<bool>,
+    pub max_instances: Option<usize>,
+    pub max_queue: Option<usize>,
+}
+
+impl Config {
+    /// Reads a config file; a missing optional file is the defaults.
+    pub fn load(path: &Path, required: bool) -> anyhow::Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(Self::default()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read config file {}", path.display())),
+        };
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// The limits of one component: the global ones with its own overrides applied.
+    pub fn limits_for(&self, component: &str) -> Limits {
+        let mut limits = self.limits.clone();
+        if let Some(own) = self.components.get(component) {
+            limits.memory_mib = own.memory_mib.unwrap_or(limits.memory_mib);
+            limits.max_table_elements = own.max_table_elements.unwrap_or(limits.max_table_elements);
+            limits.request_timeout = own.request_timeout.unwrap_or(limits.request_timeout);
+            limits.call_timeout = own.call_timeout.unwrap_or(limits.call_timeout);
+            limits.instance_reuse = own.instance_reuse.unwrap_or(limits.instance_reuse);
+            limits.max_instances = own.max_instances.unwrap_or(limits.max_instances);
+            limits.max_queue = own.max_queue.unwrap_or(limits.max_queue);
+        }
+        limits
+    }
+
+    /// The largest linear memory any component may have, which sizes the engine's pool.
+    pub fn max_memory_bytes(&self) -> usize {
+        let largest =
+            self.components.keys().map(|c| self.limits_for(c).memory_mib).fold(self.limits.memory_mib, u64::max);
+        mib(largest)
+    }
+}
+
+pub(crate) fn mib(n: u64) -> usize {
+    usize::try_from(n.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_components_own_limits_override_the_global_ones_and_nothing_else() {
+        let config: Config = toml::from_str(
+            r#"
+            [limits]
+            memory_mib = 128
+            call_timeout = 2000
+            [components.big]
+            memory_mib = 512
+            max_instances = 4
+            "#,
+        )
+        .unwrap();
+        let big = config.limits_for("big");
+        assert_eq!((big.memory_mib, big.max_instances, big.call_timeout), (512, 4, Duration::from_secs(2)));
+        let other = config.limits_for("other");
+        assert_eq!((other.memory_mib, other.max_instances), (128, 64));
+        assert_eq!(config.max_memory_bytes(), 512 * 1024 * 1024, "the engine's pool fits the largest");
+    }
+
+    #[test]
+    fn an_unknown_field_is_an_error_naming_it() {
+        let err = toml::from_str::<Config>("[limits]\nmemory_mb = 1\n").unwrap_err().to_string();
+        assert!(err.contains("memory_mb"), "{err}");
+    }
+}

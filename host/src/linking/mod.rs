@@ -1,0 +1,87 @@
+//! Run-time linking between components: each import of one component from another is a
+//! [`Link`] whose functions, defined in the importer's linker, forward every call as dynamic
+//! values to the link's current [`Callee`] through the link's circuit breaker (`forward`).
+//! What a callee is (today a local component's export) is the component module's business;
+//! which callee a link points at is the registry's.
+
+mod forward;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwapOption;
+use wasmtime::component::Val;
+
+use crate::breaker::Breaker;
+use crate::discovery::Interface;
+use crate::runtime::{CallContext, Fault};
+
+/// A future a [`Callee`] answers with.
+pub type CallFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Fault>> + Send + 'a>>;
+
+/// Which loaded version of which component answers a link: a replacement is a new version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderId {
+    pub name: Arc<str>,
+    /// Tells apart two loads of the same name.
+    pub version: u64,
+}
+
+/// Whatever answers the calls of a link: an export of a component, wherever it runs.
+pub trait Callee: Send + Sync {
+    fn provider(&self) -> &ProviderId;
+
+    /// Calls the function at `index` in the import's function list, within `call`'s deadline.
+    fn call<'a>(&'a self, index: usize, call: CallContext, params: &'a [Val], results: &'a mut [Val])
+    -> CallFuture<'a>;
+}
+
+/// Where a link currently leads.
+pub struct Target {
+    pub callee: Arc<dyn Callee>,
+    /// The provider's export that serves the import, e.g. `shop:users/api@0.1.2`.
+    pub export: String,
+    /// Fresh for each provider version: a new version starts with a clean history.
+    pub breaker: Arc<Breaker>,
+}
+
+/// One importing component's link to one interface.
+pub struct Link {
+    pub caller: Arc<str>,
+    pub interface: Interface,
+    target: ArcSwapOption<Target>,
+    /// Why there is no target, when there is none.
+    unresolved: Mutex<String>,
+    /// How deep calls may nest before this link refuses one (`limits.max_call_depth`).
+    max_call_depth: u32,
+}
+
+impl Link {
+    pub fn new(caller: Arc<str>, interface: Interface, max_call_depth: u32) -> Arc<Self> {
+        let unresolved = Mutex::new(format!("no loaded component provides {}", interface.full_name));
+        Arc::new(Self { caller, interface, target: ArcSwapOption::empty(), unresolved, max_call_depth })
+    }
+
+    pub fn target(&self) -> Option<Arc<Target>> {
+        self.target.load_full()
+    }
+
+    pub fn set_target(&self, target: Target) {
+        self.target.store(Some(Arc::new(target)));
+    }
+
+    pub fn clear_target(&self, why: String) {
+        self.target.store(None);
+        *self.unresolved.lock().unwrap() = why;
+    }
+
+    pub fn unresolved_reason(&self) -> Option<String> {
+        self.target.load().is_none().then(|| self.unresolved.lock().unwrap().clone())
+    }
+
+    /// Whether this link currently leads to `provider`.
+    pub fn leads_to(&self, provider: &ProviderId) -> bool {
+        self.target().is_some_and(|t| t.callee.provider() == provider)
+    }
+}

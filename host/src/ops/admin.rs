@@ -1,0 +1,114 @@
+//! The admin API's handlers, served only on the admin listener (routing is `endpoints`'):
+//!
+//! - `GET /_trellis/services`: the services report.
+//! - `POST /_trellis/reload`: rescan the components folder now (new, changed, removed files).
+//! - `POST /_trellis/breakers/{open|close|reset}` with `{"caller", "interface"}`: operator
+//!   control of one link's breaker (force open, force closed, back to a fresh closed state).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use http::StatusCode;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+use super::report::ServicesReport;
+use crate::http::responses::{self, Response};
+use crate::registry::Registry;
+
+/// Admin request bodies are small JSON documents.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+
+/// What the admin API needs: the registry, the folder it rescans, and its token.
+pub struct Admin {
+    pub registry: Arc<Registry>,
+    pub components_dir: PathBuf,
+    /// When set, every admin request needs `Authorization: Bearer` with this token.
+    pub token: Option<String>,
+}
+
+/// What an operator can do to a breaker.
+#[derive(Debug, Clone, Copy)]
+pub enum BreakerAction {
+    Open,
+    Close,
+    Reset,
+}
+
+/// Names one link's breaker: the importing component and the interface it imports
+/// (with or without its version).
+#[derive(Deserialize)]
+struct BreakerRef {
+    caller: String,
+    interface: String,
+}
+
+impl Admin {
+    /// The 401 to answer when a token is required and the request does not carry it.
+    pub fn refusal(&self, request: &http::Request<Incoming>) -> Option<Response> {
+        let token = self.token.as_ref()?;
+        let given = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let given = given.and_then(|v| v.strip_prefix("Bearer "));
+        // Compared in constant time over the token's bytes.
+        let matches = given.is_some_and(|given| {
+            given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        });
+        if matches {
+            return None;
+        }
+        let mut response = responses::error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the admin API needs `Authorization: Bearer TOKEN`",
+        );
+        response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+        Some(response)
+    }
+
+    pub fn services(&self) -> Response {
+        responses::json(StatusCode::OK, &ServicesReport::of(&self.registry.snapshot()))
+    }
+
+    pub async fn reload(&self) -> Response {
+        match self.registry.rescan(&self.components_dir).await {
+            Ok(()) => self.services(),
+            Err(e) => responses::error(StatusCode::INTERNAL_SERVER_ERROR, "reload_failed", format!("{e:#}")),
+        }
+    }
+
+    pub async fn breaker(&self, action: BreakerAction, request: http::Request<Incoming>) -> Response {
+        let body = match Limited::new(request.into_body(), MAX_ADMIN_BODY).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(e) => return responses::error(StatusCode::BAD_REQUEST, "bad_body", e.to_string()),
+        };
+        let target: BreakerRef = match serde_json::from_slice(&body) {
+            Ok(target) => target,
+            Err(e) => {
+                let message = format!("expected {{\"caller\": ..., \"interface\": ...}}: {e}");
+                return responses::error(StatusCode::BAD_REQUEST, "malformed_json", message);
+            }
+        };
+        let snapshot = self.registry.snapshot();
+        let link = snapshot.components.get(&target.caller).and_then(|c| {
+            c.links
+                .iter()
+                .find(|l| l.interface.full_name == target.interface || l.interface.name.base == target.interface)
+        });
+        let Some(link) = link else {
+            let message = format!("component '{}' has no import {}", target.caller, target.interface);
+            return responses::error(StatusCode::NOT_FOUND, "not_found", message);
+        };
+        let Some(linked) = link.target() else {
+            let message = format!("{} of '{}' is not linked, so it has no breaker", target.interface, target.caller);
+            return responses::error(StatusCode::CONFLICT, "unresolved", message);
+        };
+        match action {
+            BreakerAction::Open => linked.breaker.force_open(),
+            BreakerAction::Close => linked.breaker.force_closed(),
+            BreakerAction::Reset => linked.breaker.reset(),
+        }
+        tracing::info!(caller = target.caller, interface = target.interface, ?action, "breaker changed by an operator");
+        responses::json(StatusCode::OK, &linked.breaker.snapshot())
+    }
+}

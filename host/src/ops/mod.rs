@@ -1,0 +1,10 @@
+//! Operating the host: its own endpoints and their small router (`endpoints`), health and
+//! readiness (`health`), the admin API (`admin`), the Prometheus metrics every layer records
+//! (`metrics`), and the services report (`report`). Serving HTTP is the http module's;
+//! what the reports describe is the registry's.
+
+pub(crate) mod admin;
+pub(crate) mod endpoints;
+pub(crate) mod health;
+pub(crate) mod metrics;
+pub mod report;

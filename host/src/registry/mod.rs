@@ -1,0 +1,171 @@
+//! The registry of loaded components: loading a file (`loader`), removing one, rescanning
+//! the folder (`folder`, `watcher`), deciding and applying who provides each import
+//! (`resolver`, `relink`), and the [`Snapshot`] that request routing and reports read.
+//! Writers are serialized; readers get an immutable snapshot without locking.
+
+mod folder;
+mod loader;
+mod relink;
+mod resolver;
+mod snapshot;
+mod watcher;
+
+pub use folder::component_name;
+pub use snapshot::{Failure, Snapshot};
+pub use watcher::{Watch, watch};
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+
+use crate::breaker::Clock;
+use crate::capabilities::keyvalue::Storage;
+use crate::component::FileStamp;
+use crate::config::Config;
+use crate::ops::metrics::METRICS;
+
+/// What every loaded component shares.
+pub struct Shared {
+    pub engine: wasmtime::Engine,
+    pub config: Config,
+    pub storage: Storage,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub struct Registry {
+    shared: Arc<Shared>,
+    writer: tokio::sync::Mutex<()>,
+    snapshot: ArcSwap<Snapshot>,
+    /// True until the first scan of the components folder has finished.
+    loading: AtomicBool,
+}
+
+impl Registry {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            writer: tokio::sync::Mutex::new(()),
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            loading: AtomicBool::new(true),
+        }
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Whether the first scan of the folder is still under way.
+    pub fn loading(&self) -> bool {
+        self.loading.load(Ordering::Relaxed)
+    }
+
+    /// Brings the registry in line with `dir`: loads new and changed `*.wasm` files (directly
+    /// in it, in name order) and removes components whose file is gone. A file that fails is
+    /// reported and skipped; the others are served. The first rescan ends the loading phase.
+    pub async fn rescan(&self, dir: &Path) -> anyhow::Result<()> {
+        let result = self.sync_folder(dir).await;
+        self.loading.store(false, Ordering::Relaxed);
+        result
+    }
+
+    async fn sync_folder(&self, dir: &Path) -> anyhow::Result<()> {
+        let files = folder::component_files(dir)?;
+        let present: Vec<String> = files.iter().filter_map(|p| component_name(p)).collect();
+        let snapshot = self.snapshot();
+        let gone = snapshot.components.keys().chain(snapshot.failures.keys()).filter(|n| !present.contains(n));
+        for name in gone.cloned().collect::<Vec<_>>() {
+            self.remove(&name).await;
+        }
+        for path in files {
+            self.sync_file(&path).await;
+        }
+        for component in self.snapshot().components.values() {
+            for (import, why) in component.unresolved() {
+                tracing::warn!(caller = &*component.name, import, reason = %why, "import unresolved");
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads `path` if it is new or changed since it was last loaded (or refused), removes its
+    /// component if the file is gone, and does nothing otherwise.
+    pub async fn sync_file(&self, path: &Path) {
+        let Some(name) = component_name(path) else { return };
+        let Some(stamp) = FileStamp::of(path) else {
+            self.remove(&name).await;
+            return;
+        };
+        let snapshot = self.snapshot();
+        let loaded = snapshot.components.get(&name).is_some_and(|c| c.stamp == stamp);
+        let refused = snapshot.failures.get(&name).is_some_and(|f| f.stamp == stamp);
+        if !loaded && !refused {
+            // A failure is logged and recorded in the snapshot; what was serving keeps serving.
+            let _ = self.load_file(&name, path, stamp).await;
+        }
+    }
+
+    /// Loads (or replaces) component `name` from `path`, as it was at `stamp`. On failure the
+    /// error is logged and recorded, and whatever was serving under that name keeps serving.
+    async fn load_file(&self, name: &str, path: &Path, stamp: FileStamp) -> Result<(), String> {
+        let _writer = self.writer.lock().await;
+        let started = Instant::now();
+        let shared = &self.shared;
+        let loaded = match loader::prepare(shared, name, path, stamp).await {
+            Ok(loaded) => Arc::new(loaded),
+            Err(e) => return Err(self.fail(name, path, stamp, format!("{e:#}"))),
+        };
+        let mut next = (*self.snapshot()).clone();
+        next.router.remove(name);
+        if let Err(conflict) = next.router.add(loaded.routes.clone()) {
+            return Err(self.fail(name, path, stamp, conflict));
+        }
+        if let Some(old) = next.components.insert(name.to_string(), loaded.clone())
+            && let Err(why) = relink::check_replacement(&old, &loaded, &next.components, &shared.config.providers)
+        {
+            let why = format!("replacement refused, the previous version keeps serving: {why}");
+            return Err(self.fail(name, path, stamp, why));
+        }
+        next.failures.remove(name);
+        relink::relink(&next.components, &shared.config.providers, &shared.config.breaker, &shared.clock);
+        METRICS.record_load(name, "loaded");
+        tracing::info!(
+            component = %name,
+            path = %path.display(),
+            routes = loaded.routes.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "component loaded"
+        );
+        self.snapshot.store(Arc::new(next));
+        Ok(())
+    }
+
+    /// Unloads a component: its routes go, and links to what it provided become unresolved.
+    pub async fn remove(&self, name: &str) -> bool {
+        let _writer = self.writer.lock().await;
+        let mut next = (*self.snapshot()).clone();
+        let removed = next.components.remove(name).is_some() | next.failures.remove(name).is_some();
+        next.router.remove(name);
+        let shared = &self.shared;
+        relink::relink(&next.components, &shared.config.providers, &shared.config.breaker, &shared.clock);
+        self.snapshot.store(Arc::new(next));
+        if removed {
+            METRICS.record_load(name, "removed");
+            tracing::info!(component = name, "component removed");
+        }
+        removed
+    }
+
+    /// Records a file that failed; returns the error.
+    fn fail(&self, name: &str, path: &Path, stamp: FileStamp, error: String) -> String {
+        METRICS.record_load(name, "failed");
+        tracing::error!(component = name, path = %path.display(), %error, "component refused");
+        let mut next = (*self.snapshot()).clone();
+        let failure = Failure { name: name.to_string(), path: path.to_path_buf(), error: error.clone(), stamp };
+        next.failures.insert(name.to_string(), failure);
+        self.snapshot.store(Arc::new(next));
+        error
+    }
+}

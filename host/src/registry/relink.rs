@@ -1,0 +1,97 @@
+//! Acting on the resolver's decisions: every link pointed at its chosen provider (with a
+//! fresh breaker for each new target) or told why it has none, and a replacement refused
+//! when it would unlink what worked.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::resolver::{self, Choice, Provider};
+use crate::breaker::{Breaker, BreakerConfig, Clock, StateName};
+use crate::component::{ExportCallee, LoadedComponent};
+use crate::linking::{Link, Target};
+use crate::ops::metrics::{LinkLabels, METRICS};
+
+/// The loaded components by name.
+pub type Components = BTreeMap<String, Arc<LoadedComponent>>;
+
+fn providers(components: &Components) -> impl Iterator<Item = Provider<'_>> {
+    components.values().map(|c| Provider { name: &c.name, exports: &c.description.exports })
+}
+
+fn choose(link: &Link, components: &Components, pins: &BTreeMap<String, String>) -> Result<Choice, String> {
+    resolver::choose(&link.caller, &link.interface, pins, providers(components))
+}
+
+/// A replacement must not break what worked: every import the old version had linked must
+/// still link, and every other component's link to the old version must find a provider.
+pub fn check_replacement(
+    old: &LoadedComponent,
+    new: &LoadedComponent,
+    components: &Components,
+    pins: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    for link in &new.links {
+        let was_linked =
+            old.links.iter().any(|l| l.interface.full_name == link.interface.full_name && l.target().is_some());
+        if was_linked && let Err(why) = choose(link, components, pins) {
+            return Err(format!("its import {} would be unresolved: {why}", link.interface.full_name));
+        }
+    }
+    for caller in components.values().filter(|c| c.name != new.name) {
+        for link in caller.links.iter().filter(|l| l.leads_to(&old.id)) {
+            if let Err(why) = choose(link, components, pins) {
+                return Err(format!("'{}' imports {} from it: {why}", caller.name, link.interface.full_name));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Points every link at its chosen provider, or records why there is none. A link whose
+/// provider did not change keeps its target, and so its breaker's history.
+pub fn relink(
+    components: &Components,
+    pins: &BTreeMap<String, String>,
+    breaker: &BreakerConfig,
+    clock: &Arc<dyn Clock>,
+) {
+    for caller in components.values() {
+        for link in &caller.links {
+            let choice = match choose(link, components, pins) {
+                Ok(choice) => choice,
+                Err(why) => {
+                    if link.target().is_some() || link.unresolved_reason().as_deref() != Some(why.as_str()) {
+                        tracing::warn!(caller = &*caller.name, import = %link.interface.full_name, reason = %why, "import unresolved");
+                    }
+                    link.clear_target(why);
+                    continue;
+                }
+            };
+            let provider = &components[&choice.provider];
+            let unchanged =
+                link.target().is_some_and(|t| *t.callee.provider() == provider.id && t.export == choice.export);
+            if unchanged {
+                continue;
+            }
+            match ExportCallee::new(provider.clone(), &choice.export, &link.interface) {
+                Some(callee) => {
+                    tracing::info!(caller = &*caller.name, import = %link.interface.full_name, provider = &*provider.name, export = choice.export, "linked");
+                    let breaker = observed_breaker(&caller.name, &link.interface.full_name, breaker, clock);
+                    link.set_target(Target { callee: Arc::new(callee), export: choice.export, breaker });
+                }
+                None => link.clear_target(format!("'{}' lacks a function of {}", provider.name, choice.export)),
+            }
+        }
+    }
+}
+
+/// A fresh breaker for one link, reporting its state changes to the log and metrics.
+fn observed_breaker(caller: &str, interface: &str, config: &BreakerConfig, clock: &Arc<dyn Clock>) -> Arc<Breaker> {
+    let (caller, interface) = (caller.to_string(), interface.to_string());
+    METRICS.breaker_state.get_or_create(&LinkLabels { caller: caller.clone(), interface: interface.clone() }).set(0);
+    let observer = move |to: StateName| {
+        tracing::info!(caller, interface, state = to.as_str(), "circuit breaker changed state");
+        METRICS.record_breaker(&caller, &interface, to);
+    };
+    Breaker::observed(config.clone(), clock.clone(), Some(Box::new(observer)))
+}

@@ -1,0 +1,81 @@
+//! The wasmtime engine every component runs on: pooling allocation, epoch interruption driven
+//! by a ticker thread, and the on-disk compile cache in the data folder. Per-Store limits
+//! and deadlines are the [`super::store`] module's.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use wasmtime::{Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances. A running guest checks its deadline and yields to other
+/// tasks at each tick: 5 ms keeps a busy guest from holding a worker thread for long while
+/// costing nothing measurable.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Host frames (WASI, forwarding, hyper) on top of the wasm stack on each fiber.
+const ASYNC_STACK_HEADROOM: usize = 1024 * 1024;
+
+/// Instances (and so Stores) that may exist at once across all components. Each reserves
+/// virtual address space only; 1,000 is wasmtime's default and far above what two cores serve.
+const POOL_INSTANCES: u32 = 1000;
+
+/// The engine plus the ticker that drives its epochs; the ticker stops when this is dropped.
+pub struct Runtime {
+    pub engine: Engine,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// Builds the engine. `max_memory` is the largest linear memory any component may be
+    /// allowed (per-component limits are lower or equal), `max_stack` the wasm stack limit
+    /// (engine-wide in wasmtime 48), and `cache_dir` holds compiled code.
+    pub fn new(max_memory: usize, max_stack: usize, cache_dir: &Path) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        // Calls between components enter another Store from inside a host function; wasmtime 48
+        // only allows that without the component-model-async event loop, which nothing here uses.
+        config.concurrency_support(false);
+        config.epoch_interruption(true);
+        config.max_wasm_stack(max_stack);
+        // The fiber stack a call runs on must hold the wasm stack plus the host's own frames.
+        config.async_stack_size(max_stack + ASYNC_STACK_HEADROOM);
+
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(POOL_INSTANCES)
+            .total_core_instances(POOL_INSTANCES * 4)
+            .total_memories(POOL_INSTANCES * 2)
+            .total_tables(POOL_INSTANCES * 4)
+            .total_stacks(POOL_INSTANCES)
+            .max_memory_size(max_memory);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+
+        std::fs::create_dir_all(cache_dir).with_context(|| format!("cannot create {}", cache_dir.display()))?;
+        let cache_dir = cache_dir.canonicalize()?;
+        let mut cache = CacheConfig::new();
+        cache.with_directory(&cache_dir);
+        config.cache(Some(Cache::new(cache).map_err(anyhow::Error::from).context("cannot set up the compile cache")?));
+
+        let engine = Engine::new(&config).map_err(anyhow::Error::from).context("cannot create the wasmtime engine")?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (weak, stop) = (engine.weak(), ticker_stop.clone());
+        std::thread::Builder::new().name("trellis-epoch".into()).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })?;
+        Ok(Self { engine, ticker_stop })
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}

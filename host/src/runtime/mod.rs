@@ -1,0 +1,12 @@
+//! How guest code runs: the wasmtime engine and its epoch ticker (`engine`), the data of
+//! each Store with its limits, deadline and capabilities (`store`), and what a failure of
+//! guest code means (`fault`). Which instance runs when is the component's business; which
+//! component is loaded is the registry's.
+
+mod engine;
+mod fault;
+mod store;
+
+pub use engine::{EPOCH_TICK, Runtime};
+pub use fault::{DeadlineExceeded, Fault, Unavailable, reason};
+pub use store::{CallContext, HostState, add_to_linker, new_store};

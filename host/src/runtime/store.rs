@@ -1,0 +1,135 @@
+//! What each Store carries: its WASI contexts, its memory limiter, the capabilities granted
+//! to its component, and the context of the unit of work it is serving (deadline, nesting
+//! depth, correlation id). One Store per instance; the component's pool decides when Stores
+//! are made and thrown away.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::fault::DeadlineExceeded;
+use crate::capabilities::keyvalue::{self, KeyValueView, Namespace};
+use crate::capabilities::logging::{self, LoggingView};
+use crate::config::{Limits, mib};
+
+/// The context of the unit of work a Store is serving, set anew for each request or call.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// When the work must be done; the epoch callback traps the guest past it.
+    pub deadline: Instant,
+    /// 0 for an HTTP request, 1 for a call it makes into another component, and so on.
+    pub depth: u32,
+    /// Ties every log line and nested call of one request together.
+    pub correlation_id: Arc<str>,
+}
+
+/// Denies memory growth past the component's limit, and remembers that it did so the
+/// resulting trap can be reported as out of memory.
+#[derive(Debug)]
+pub(crate) struct MemoryLimiter {
+    max_memory: usize,
+    max_table_elements: usize,
+    pub(crate) exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.max_memory;
+        self.exceeded |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= self.max_table_elements)
+    }
+}
+
+/// The data of one Store.
+pub struct HostState {
+    pub(crate) component: Arc<str>,
+    pub call: CallContext,
+    pub(crate) limiter: MemoryLimiter,
+    kv: Namespace,
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+}
+
+impl HostState {
+    pub(crate) fn new(component: Arc<str>, limits: &Limits, kv: Namespace, call: CallContext) -> Self {
+        let wasi = WasiCtx::builder().inherit_stdout().inherit_stderr().build();
+        Self {
+            component,
+            call,
+            limiter: MemoryLimiter {
+                max_memory: mib(limits.memory_mib),
+                max_table_elements: limits.max_table_elements,
+                exceeded: false,
+            },
+            kv,
+            table: ResourceTable::new(),
+            wasi,
+            http: WasiHttpCtx::new(),
+        }
+    }
+
+    /// Sets the Store up for its next unit of work.
+    pub(crate) fn begin(&mut self, call: CallContext) {
+        self.call = call;
+        self.limiter.exceeded = false;
+    }
+
+    /// Whether the last failure came from denying memory growth.
+    pub(crate) fn ran_out_of_memory(&self) -> bool {
+        self.limiter.exceeded
+    }
+
+    fn keyvalue(&mut self) -> KeyValueView<'_> {
+        KeyValueView { namespace: &self.kv, table: &mut self.table }
+    }
+
+    fn logging(&mut self) -> LoggingView<'_> {
+        LoggingView { component: &self.component, correlation_id: &self.call.correlation_id }
+    }
+}
+
+/// Makes a Store for one instance, with its limiter and deadline enforcement installed.
+pub fn new_store(engine: &wasmtime::Engine, state: HostState) -> Store<HostState> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    // Every tick the running guest checks its deadline: past it, the guest traps with
+    // `DeadlineExceeded`; before it, the guest yields so other requests get the thread.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|ctx| {
+        if Instant::now() >= ctx.data().call.deadline {
+            return Err(wasmtime::Error::new(DeadlineExceeded));
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
+    store
+}
+
+/// Everything the host provides to every component: WASI, `wasi:http`, and the host's own
+/// capabilities. Imports from other components are the linking module's to add.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    keyvalue::add_to_linker(linker, HostState::keyvalue)?;
+    logging::add_to_linker(linker, HostState::logging)
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
+    }
+}
