@@ -24,9 +24,7 @@ fn deploy(host: &Host, component: &str, as_name: &str) {
 }
 
 fn digest(host: &Host, name: &str) -> Option<String> {
-    let services = host.admin_get("/_trellis/services").json();
-    let component = services["components"].as_array()?.iter().find(|c| c["name"] == name)?.clone();
-    component["digest"].as_str().map(str::to_string)
+    host.services().components.into_iter().find(|c| c.name == name).map(|c| c.digest)
 }
 
 /// An order for user 1.
@@ -39,9 +37,7 @@ fn order() -> Value {
 }
 
 fn failure(host: &Host, name: &str) -> Option<String> {
-    let services = host.admin_get("/_trellis/services").json();
-    let failed = services["failed"].as_array()?.iter().find(|f| f["name"] == name)?.clone();
-    failed["error"].as_str().map(str::to_string)
+    host.services().failed.into_iter().find(|f| f.name == name).map(|f| f.error)
 }
 
 #[test]

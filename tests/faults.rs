@@ -7,8 +7,7 @@ mod support;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use support::{Host, Reply};
+use support::{Host, Reply, Snapshot, StateName};
 
 /// A generous bound on "within its deadline" for a loaded two-core machine.
 const SLACK: Duration = Duration::from_secs(4);
@@ -19,8 +18,8 @@ fn timed(f: impl FnOnce() -> Reply) -> (Reply, Duration) {
     (reply, started.elapsed())
 }
 
-fn breaker(host: &Host) -> Value {
-    support::link(host, "consumer", "test:greet/api@1.1.0")["breaker"].clone()
+fn breaker(host: &Host) -> Snapshot {
+    support::breaker(host, "consumer", "test:greet/api@1.1.0")
 }
 
 #[test]
@@ -62,7 +61,7 @@ fn every_fault_of_a_provider_reaches_its_caller_as_unavailable_within_the_deadli
         assert_eq!(host.get("/consumer/greet/Ada").status, 200, "after {fault}, the caller still works");
     }
     let breaker = breaker(&host);
-    assert_eq!(breaker["failures"], 5, "each fault counted as a failure: {breaker}");
+    assert_eq!(breaker.failures, 5, "each fault counted as a failure: {breaker:?}");
 }
 
 #[test]
@@ -109,11 +108,11 @@ fn the_breaker_opens_on_a_failing_provider_and_closes_when_the_fault_stops() {
     let host = Host::start_with(&["testing/consumer", "testing/provider"], config);
     for _ in 0..10 {
         host.get("/consumer/misbehave/flaky?amount=80");
-        if breaker(&host)["state"] == "open" {
+        if breaker(&host).state == StateName::Open {
             break;
         }
     }
-    assert_eq!(breaker(&host)["state"], "open", "80% failures opened it");
+    assert_eq!(breaker(&host).state, StateName::Open, "80% failures opened it");
     let (reply, took) = timed(|| host.get("/consumer/greet/Ada"));
     assert!(reply.body.contains("circuit breaker open"), "{}", reply.body);
     assert!(took < Duration::from_millis(500), "rejected at once, took {took:?}");
@@ -122,7 +121,7 @@ fn the_breaker_opens_on_a_failing_provider_and_closes_when_the_fault_stops() {
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(host.get("/consumer/greet/Ada").status, 200);
     assert_eq!(host.get("/consumer/greet/Ada").status, 200);
-    assert_eq!(breaker(&host)["state"], "closed");
+    assert_eq!(breaker(&host).state, StateName::Closed);
 }
 
 #[test]
@@ -195,5 +194,5 @@ fn a_full_bulkhead_answers_unavailable_at_once_instead_of_queueing() {
         assert_eq!((slow.join().unwrap(), slow_call.join().unwrap()), (200, 200));
     });
     assert_eq!(host.get("/faulty/ok").status, 200, "free again");
-    assert_eq!(breaker(&host)["failures"], 0, "a full bulkhead is not the provider's failure");
+    assert_eq!(breaker(&host).failures, 0, "a full bulkhead is not the provider's failure");
 }

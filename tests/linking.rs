@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Host, link};
+use support::{Host, StateName, breaker, link};
 
 const GREET: &str = "test:greet/api@1.1.0";
 
@@ -24,9 +24,9 @@ fn an_import_is_linked_to_the_component_exporting_a_compatible_version() {
     let unicode = host.get("/consumer/greet/%C3%89lodie");
     assert_eq!(unicode.status, 200, "{}", unicode.body);
     let link = link(&host, "consumer", GREET);
-    assert_eq!(link["resolved"], true);
-    assert_eq!(link["provider"], "provider");
-    assert_eq!(link["export"], "test:greet/api@1.2.0", "1.2.0 serves an import of 1.1.0");
+    assert!(link.resolved);
+    assert_eq!(link.provider.as_deref(), Some("provider"));
+    assert_eq!(link.export.as_deref(), Some("test:greet/api@1.2.0"), "1.2.0 serves an import of 1.1.0");
 }
 
 #[test]
@@ -35,23 +35,24 @@ fn a_business_error_reaches_the_caller_and_does_not_count_as_a_failure() {
     let reply = host.get("/consumer/greet");
     assert_eq!(reply.status, 422);
     assert_eq!(reply.error_code(), "invalid");
-    let breaker = &link(&host, "consumer", GREET)["breaker"];
-    assert_eq!((breaker["calls"].as_u64(), breaker["failures"].as_u64()), (Some(1), Some(0)));
+    let breaker = breaker(&host, "consumer", GREET);
+    assert_eq!((breaker.calls, breaker.failures), (1, 0));
 }
 
 #[test]
 fn an_incompatible_major_version_is_not_linked() {
     let host = Host::start(&["testing/consumer", "testing/provider-v2"]);
     let link = link(&host, "consumer", GREET);
-    assert_eq!(link["resolved"], false);
-    assert!(link["reason"].as_str().unwrap().contains("no loaded component provides test:greet/api@1.1.0"), "{link}");
+    assert!(!link.resolved);
+    let reason = link.reason.unwrap();
+    assert!(reason.contains("no loaded component provides test:greet/api@1.1.0"), "{reason}");
     assert_eq!(host.get("/consumer/greet/Ada").status, 503);
 }
 
 #[test]
 fn a_type_mismatch_is_refused_at_load_naming_both_components_the_interface_and_the_function() {
     let host = Host::start(&["testing/consumer", "testing/provider-mismatch"]);
-    let reason = link(&host, "consumer", GREET)["reason"].as_str().unwrap().to_string();
+    let reason = link(&host, "consumer", GREET).reason.unwrap();
     for part in [
         "type mismatch",
         "'consumer'",
@@ -74,20 +75,19 @@ fn the_highest_compatible_version_is_chosen_unless_the_config_pins_a_provider() 
     let host =
         Host::start(&["testing/consumer", "testing/provider", "testing/provider-newer", "testing/provider-mismatch"]);
     assert_eq!(host.get("/consumer/greet/Ada").body, "Hello, Ada! (1.4.0)", "1.4.0 beats 1.2.0; 1.3.0 mismatches");
-    assert_eq!(link(&host, "consumer", GREET)["provider"], "provider-newer");
+    assert_eq!(link(&host, "consumer", GREET).provider.as_deref(), Some("provider-newer"));
     drop(host);
 
     let pinned = "[providers]\n\"test:greet/api\" = \"provider\"\n";
     let host = Host::start_with(&["testing/consumer", "testing/provider", "testing/provider-newer"], pinned);
     assert_eq!(host.get("/consumer/greet/Ada").body, "Hello, Ada!");
-    assert_eq!(link(&host, "consumer", GREET)["provider"], "provider");
+    assert_eq!(link(&host, "consumer", GREET).provider.as_deref(), Some("provider"));
 }
 
 #[test]
 fn a_missing_provider_is_reported_and_answered_as_unavailable() {
     let host = Host::start(&["testing/consumer"]);
-    let link = link(&host, "consumer", GREET);
-    assert_eq!(link["resolved"], false);
+    assert!(!link(&host, "consumer", GREET).resolved);
 
     // In-band: the import's error type has `unavailable(string)`, so the consumer degrades.
     let reply = host.get("/consumer/greet/Ada");
@@ -119,8 +119,7 @@ fn a_trapping_callee_does_not_break_the_callers_later_calls() {
     for _ in 0..3 {
         assert_eq!(host.get("/consumer/greet/Ada").status, 200);
     }
-    let breaker = &link(&host, "consumer", GREET)["breaker"];
-    assert_eq!(breaker["failures"], 1);
+    assert_eq!(breaker(&host, "consumer", GREET).failures, 1);
 }
 
 #[test]
@@ -137,19 +136,18 @@ fn the_breaker_opens_rejects_while_open_half_opens_and_closes() {
     for _ in 0..3 {
         assert!(host.get("/consumer/misbehave/trap").body.contains("trapped"));
     }
-    assert_eq!(link(&host, "consumer", GREET)["breaker"]["state"], "open");
+    assert_eq!(breaker(&host, "consumer", GREET).state, StateName::Open);
 
     let reply = host.get("/consumer/greet/Ada");
     assert_eq!(reply.status, 503);
     assert!(reply.body.contains("circuit breaker open"), "{}", reply.body);
     assert!(reply.body.contains("retry in"), "the rejection says when to retry: {}", reply.body);
-    let breaker = &link(&host, "consumer", GREET)["breaker"];
-    assert_eq!(breaker["calls"], 3, "the rejected call never reached the provider");
+    assert_eq!(breaker(&host, "consumer", GREET).calls, 3, "the rejected call never reached the provider");
 
     std::thread::sleep(Duration::from_millis(1100));
-    assert_eq!(link(&host, "consumer", GREET)["breaker"]["state"], "half-open");
+    assert_eq!(breaker(&host, "consumer", GREET).state, StateName::HalfOpen);
     assert_eq!(host.get("/consumer/greet/Ada").status, 200, "the trial call succeeds");
-    assert_eq!(link(&host, "consumer", GREET)["breaker"]["state"], "closed");
+    assert_eq!(breaker(&host, "consumer", GREET).state, StateName::Closed);
 }
 
 #[test]
@@ -165,7 +163,7 @@ fn a_callee_stuck_in_a_loop_is_stopped_by_its_deadline() {
         started.elapsed()
     );
     assert_eq!(host.get("/consumer/greet/Ada").status, 200);
-    assert_eq!(link(&host, "consumer", GREET)["breaker"]["failures"], 1, "a timeout is a failure");
+    assert_eq!(breaker(&host, "consumer", GREET).failures, 1, "a timeout is a failure");
 }
 
 #[test]
@@ -176,7 +174,7 @@ fn every_forwarded_call_passes_through_the_breaker() {
     }
     assert_eq!(host.get("/consumer/greet").status, 422);
     assert_eq!(host.get("/consumer/counter").status, 200);
-    assert_eq!(link(&host, "consumer", GREET)["breaker"]["calls"], 7, "each call was counted by the breaker");
+    assert_eq!(breaker(&host, "consumer", GREET).calls, 7, "each call was counted by the breaker");
 
     let forced = breaker_control(&host, "open", "consumer", "test:greet/api");
     assert_eq!(forced.status, 200, "{}", forced.body);
@@ -195,7 +193,8 @@ fn every_forwarded_call_passes_through_the_breaker() {
 #[test]
 fn nested_calls_and_cycles_work_and_their_depth_is_bounded() {
     let host = Host::start(&["testing/chain"]);
-    assert_eq!(link(&host, "chain", "test:chain/api@0.1.0")["provider"], "chain", "it provides its own import");
+    let provider = link(&host, "chain", "test:chain/api@0.1.0").provider;
+    assert_eq!(provider.as_deref(), Some("chain"), "it provides its own import");
     let reply = host.get("/chain/5");
     assert_eq!((reply.status, reply.body.as_str()), (200, "5"));
     let reply = host.get("/chain/40");

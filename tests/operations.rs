@@ -166,3 +166,46 @@ fn the_cli_explains_itself_and_reports_what_is_wrong() {
     let (ok, _, stderr) = trellis(&["serve", "--config", "/nonexistent/trellis.toml"]);
     assert!(!ok && stderr.contains("cannot read config file"), "{stderr}");
 }
+
+#[test]
+fn liveness_answers_while_the_components_are_still_compiling_and_readiness_says_loading() {
+    // An 18 MB component on a cold compile cache takes seconds to compile: the host serves
+    // from the moment it is bound, and health and readiness agree that it is still loading.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("components")).unwrap();
+    std::fs::copy(support::component("testing/python-hello"), dir.path().join("components/python-hello.wasm")).unwrap();
+    std::fs::write(dir.path().join("trellis.toml"), "").unwrap();
+    let mut host = Host::launch(dir, &[]);
+    assert_eq!(host.get("/health/live").status, 200);
+    let ready = host.get("/health/ready");
+    assert_eq!((ready.status, ready.json()["status"].clone()), (503, json!("loading")), "{}", ready.body);
+    let health = host.get("/health").json();
+    assert_eq!(health["status"], "degraded", "health agrees with readiness: {health}");
+    assert!(health["problems"].to_string().contains("loading"), "{health}");
+
+    host.wait_until_loaded();
+    assert_eq!(host.get("/health/ready").status, 200);
+    assert_eq!(host.get("/health").json()["status"], "ok");
+    assert_eq!(host.get("/python-hello/").status, 200);
+}
+
+#[test]
+fn every_host_endpoint_answers_another_method_with_405_and_allow() {
+    let host = Host::start(&["hello"]);
+    for path in ["/health", "/health/live", "/health/ready", "/metrics"] {
+        let reply = host.send("POST", path, None);
+        assert_eq!((reply.status, reply.header("allow")), (405, Some("GET, HEAD")), "{path}: {}", reply.body);
+        assert_eq!(reply.error_code(), "method_not_allowed");
+    }
+    let admin = |method: &str, path: &str| host.admin_send(method, path, None);
+    for (method, path, allowed) in [
+        ("POST", "/_trellis/services", "GET, HEAD"),
+        ("GET", "/_trellis/reload", "POST"),
+        ("GET", "/_trellis/breakers/open", "POST"),
+        ("DELETE", "/_trellis/breakers/reset", "POST"),
+    ] {
+        let reply = admin(method, path);
+        assert_eq!((reply.status, reply.header("allow")), (405, Some(allowed)), "{method} {path}: {}", reply.body);
+    }
+    assert_eq!(admin("POST", "/_trellis/breakers/explode").status, 404);
+}

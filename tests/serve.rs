@@ -35,12 +35,10 @@ fn broken_files_are_reported_by_name_and_the_rest_is_served() {
     assert!(log.contains("garbage.wasm is not a WebAssembly component"), "{log}");
     assert!(log.contains("core-module.wasm is a core WebAssembly module, not a component"), "{log}");
 
-    let services = host.admin_get("/_trellis/services").json();
-    let failed: Vec<&str> =
-        services["failed"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    let services = host.services();
+    let failed: Vec<&str> = services.failed.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(failed, ["core-module", "garbage"]);
-    let loaded: Vec<&str> =
-        services["components"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let loaded: Vec<&str> = services.components.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(loaded, ["hello"], "sub-folders and other files are not loaded");
     assert_eq!(host.get("/inner/").status, 404);
 }
@@ -113,8 +111,7 @@ fn two_components_claiming_the_same_route_refuse_the_second_naming_both() {
     .unwrap();
     let host = Host::start_in(dir);
     assert_eq!(host.get("/same").status, 200, "the first keeps the route");
-    let services = host.admin_get("/_trellis/services").json();
-    let error = services["failed"][0]["error"].as_str().unwrap();
+    let error = &host.services().failed[0].error;
     assert!(error.contains("'first'") && error.contains("'second'"), "{error}");
 }
 

@@ -254,8 +254,8 @@ fn the_order_service_checks_users_only_through_its_wit_import() {
     create_user(&host, "Ada", "ada@example.com");
     create_order(&host, 1);
     let link = support::link(&host, "order-service", "shop:users/api@0.1.0");
-    assert_eq!(link["provider"], "user-service");
-    assert_eq!(link["breaker"]["calls"], 1, "the user check was one call through the breaker");
+    assert_eq!(link.provider.as_deref(), Some("user-service"));
+    assert_eq!(link.breaker.unwrap().calls, 1, "the user check was one call through the breaker");
     drop(host);
 
     let alone = Host::start(&["order-service"]);

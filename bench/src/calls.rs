@@ -12,11 +12,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use trellis::Storage;
 use trellis::breaker::{Breaker, BreakerConfig, Outcome, SystemClock};
-use trellis::capabilities::keyvalue::Storage;
 use trellis::config::Config;
-use trellis::registry::{Registry, Shared};
-use trellis::runtime::{CallContext, Runtime};
+use trellis::{CallContext, Registry, Runtime, Shared};
 use wasmtime::component::Val;
 
 /// Calls per timed round: enough that timer resolution does not matter.

@@ -17,16 +17,24 @@
 //! - `http`: the listeners, the router, and dispatching a request into a component.
 //! - `ops`: health, the admin API, metrics and the services report.
 
+// Items are crate-visible unless the public API below re-exports them.
+#![warn(unreachable_pub)]
+
 pub mod breaker;
-pub mod capabilities;
+pub(crate) mod capabilities;
 pub mod cli;
 pub(crate) mod component;
 pub mod config;
 pub(crate) mod discovery;
 pub(crate) mod http;
 pub(crate) mod linking;
-pub mod ops;
-pub mod registry;
-pub mod runtime;
+pub(crate) mod ops;
+pub(crate) mod registry;
+pub(crate) mod runtime;
 
+// The public API: what the binary, the benchmarks and the tests use.
+pub use capabilities::keyvalue::Storage;
 pub use component::{LoadedComponent, Warm};
+pub use ops::report;
+pub use registry::{Registry, Shared};
+pub use runtime::{CallContext, Runtime};

@@ -7,6 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+#[allow(unused_imports)] // each test binary uses some of them
+pub use trellis::breaker::{Snapshot, StateName};
+use trellis::report::{ImportReport, ServicesReport};
 
 /// How long a host may take to start and write its addresses: compiling the components
 /// is the slow part, on a loaded two-core machine.
@@ -64,6 +67,14 @@ impl Host {
 
     /// Like [`Host::start_in`], with extra `trellis serve` flags.
     pub fn start_in_with_args(dir: tempfile::TempDir, extra: &[&str]) -> Host {
+        let mut host = Self::launch(dir, extra);
+        host.wait_until_loaded();
+        host
+    }
+
+    /// Starts a host on a prepared folder and returns as soon as it serves, which is before
+    /// it has loaded its components.
+    pub fn launch(dir: tempfile::TempDir, extra: &[&str]) -> Host {
         let data = dir.path().join("data");
         let _ = std::fs::remove_file(data.join("listen.addr"));
         let _ = std::fs::remove_file(data.join("admin.addr"));
@@ -90,7 +101,6 @@ impl Host {
             if let (Ok(public), Ok(admin)) = (public, admin) {
                 host.public = format!("http://{}", public.trim());
                 host.admin = format!("http://{}", admin.trim());
-                host.wait_until_loaded(started);
                 return host;
             }
             if let Some(status) = host.child.try_wait().unwrap() {
@@ -103,7 +113,8 @@ impl Host {
 
     /// The host serves (liveness first) while it loads its folder; tests start once the first
     /// scan is done, which readiness tells by no longer saying "loading".
-    fn wait_until_loaded(&mut self, started: Instant) {
+    pub fn wait_until_loaded(&mut self) {
+        let started = Instant::now();
         loop {
             let ready = self.get("/health/ready");
             if ready.status == 200 || ready.json()["status"] != "loading" {
@@ -154,6 +165,13 @@ impl Host {
         request("GET", &format!("{}{path}", self.public), None)
     }
 
+    /// The admin API's services report, read into the host's own type.
+    pub fn services(&self) -> ServicesReport {
+        let reply = self.admin_get("/_trellis/services");
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        serde_json::from_str(&reply.body).unwrap_or_else(|e| panic!("not a services report ({e}): {}", reply.body))
+    }
+
     pub fn admin_get(&self, path: &str) -> Reply {
         request("GET", &format!("{}{path}", self.admin), None)
     }
@@ -197,22 +215,22 @@ pub fn trellis(args: &[&str]) -> (bool, String, String) {
 }
 
 /// One component's link to one imported interface, as `/_trellis/services` reports it.
-pub fn link(host: &Host, caller: &str, interface: &str) -> Value {
-    let services = host.admin_get("/_trellis/services").json();
-    let component = services["components"]
-        .as_array()
-        .unwrap()
+pub fn link(host: &Host, caller: &str, interface: &str) -> ImportReport {
+    let services = host.services();
+    let component =
+        services.components.into_iter().find(|c| c.name == caller).unwrap_or_else(|| panic!("{caller} is not loaded"));
+    let imports = component.imports;
+    imports
         .iter()
-        .find(|c| c["name"] == caller)
-        .unwrap_or_else(|| panic!("{caller} is not loaded: {services}"))
-        .clone();
-    component["imports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["interface"] == interface)
-        .unwrap_or_else(|| panic!("{caller} does not import {interface}: {component}"))
+        .find(|i| i.interface == interface)
+        .unwrap_or_else(|| panic!("{caller} does not import {interface}: {imports:?}"))
         .clone()
+}
+
+/// The breaker of a link, which must be resolved.
+pub fn breaker(host: &Host, caller: &str, interface: &str) -> Snapshot {
+    let link = link(host, caller, interface);
+    link.breaker.unwrap_or_else(|| panic!("{caller}'s {interface} is not linked: {:?}", link.reason))
 }
 
 /// An HTTP response as a test looks at it.

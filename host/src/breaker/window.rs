@@ -6,25 +6,25 @@ use std::time::Instant;
 
 /// What one finished call contributes to the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sample {
+pub(super) struct Sample {
     pub failed: bool,
     pub slow: bool,
 }
 
 /// Totals over the window, as the breaker reads them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Totals {
+pub(super) struct Totals {
     pub calls: u32,
     pub failures: u32,
     pub slow: u32,
 }
 
 impl Totals {
-    pub fn failure_rate(&self) -> f64 {
+    pub(super) fn failure_rate(&self) -> f64 {
         ratio(self.failures, self.calls)
     }
 
-    pub fn slow_rate(&self) -> f64 {
+    pub(super) fn slow_rate(&self) -> f64 {
         ratio(self.slow, self.calls)
     }
 
@@ -51,34 +51,34 @@ pub enum WindowKind {
 
 /// A sliding window of either kind.
 #[derive(Debug)]
-pub enum Window {
+pub(super) enum Window {
     Count(CountWindow),
     Time(TimeWindow),
 }
 
 impl Window {
-    pub fn new(kind: WindowKind) -> Self {
+    pub(super) fn new(kind: WindowKind) -> Self {
         match kind {
             WindowKind::Count(n) => Window::Count(CountWindow::new(n.max(1) as usize)),
             WindowKind::Time(secs) => Window::Time(TimeWindow::new(secs.max(1))),
         }
     }
 
-    pub fn record(&mut self, sample: Sample, now: Instant) {
+    pub(super) fn record(&mut self, sample: Sample, now: Instant) {
         match self {
             Window::Count(w) => w.record(sample),
             Window::Time(w) => w.record(sample, now),
         }
     }
 
-    pub fn totals(&mut self, now: Instant) -> Totals {
+    pub(super) fn totals(&mut self, now: Instant) -> Totals {
         match self {
             Window::Count(w) => w.totals,
             Window::Time(w) => w.totals(now),
         }
     }
 
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         match self {
             Window::Count(w) => *w = CountWindow::new(w.size),
             Window::Time(w) => *w = TimeWindow::new(w.seconds),
@@ -88,7 +88,7 @@ impl Window {
 
 /// The last `size` outcomes in a ring, with running totals so reading is O(1).
 #[derive(Debug)]
-pub struct CountWindow {
+pub(super) struct CountWindow {
     size: usize,
     samples: VecDeque<Sample>,
     totals: Totals,
@@ -115,7 +115,7 @@ impl CountWindow {
 /// One bucket per second over the last `seconds` seconds (the resilience4j design): a call
 /// costs O(1) and expiry drops whole buckets.
 #[derive(Debug)]
-pub struct TimeWindow {
+pub(super) struct TimeWindow {
     seconds: u32,
     origin: Option<Instant>,
     /// (second since origin, totals of that second), oldest first.

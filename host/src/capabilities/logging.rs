@@ -7,7 +7,7 @@ use wasmtime::component::{HasData, Linker};
 use crate::capabilities::bindings::logging::{self, Level};
 
 /// Who is logging: the component and the unit of work it is serving.
-pub struct LoggingView<'a> {
+pub(crate) struct LoggingView<'a> {
     pub component: &'a str,
     pub correlation_id: &'a str,
 }
@@ -38,7 +38,7 @@ impl HasData for Logging {
     type Data<'a> = LoggingView<'a>;
 }
 
-pub fn add_to_linker<T: Send + 'static>(
+pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> LoggingView<'_>,
 ) -> wasmtime::Result<()> {

@@ -5,5 +5,5 @@
 //! holds the contexts, and the linker that registers them, are the runtime's.
 
 pub(crate) mod bindings;
-pub mod keyvalue;
+pub(crate) mod keyvalue;
 pub(crate) mod logging;

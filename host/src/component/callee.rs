@@ -13,7 +13,7 @@ use crate::linking::{CallFuture, Callee, ProviderId};
 use crate::runtime::CallContext;
 
 /// One export of one loaded component, serving one import.
-pub struct ExportCallee {
+pub(crate) struct ExportCallee {
     component: Arc<LoadedComponent>,
     /// Export indices, in the order of the import's functions.
     functions: Vec<ComponentExportIndex>,
@@ -21,7 +21,7 @@ pub struct ExportCallee {
 
 impl ExportCallee {
     /// Serves `import` from `component`'s `export`; `None` if it lacks one of the functions.
-    pub fn new(component: Arc<LoadedComponent>, export: &str, import: &Interface) -> Option<Self> {
+    pub(crate) fn new(component: Arc<LoadedComponent>, export: &str, import: &Interface) -> Option<Self> {
         let functions =
             import.functions.iter().map(|f| component.export_function(export, &f.name)).collect::<Option<Vec<_>>>()?;
         Some(Self { component, functions })

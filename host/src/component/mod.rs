@@ -9,9 +9,9 @@ mod invoke;
 mod pool;
 mod validate;
 
-pub use callee::ExportCallee;
+pub(crate) use callee::ExportCallee;
 pub use pool::Warm;
-pub use validate::{FileStamp, compile};
+pub(crate) use validate::{FileStamp, compile};
 
 use std::collections::HashMap;
 use std::path::PathBuf;

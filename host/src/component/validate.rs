@@ -24,14 +24,14 @@ impl FileStamp {
 }
 
 /// A compiled component and the SHA-256 of its bytes.
-pub struct Compiled {
+pub(crate) struct Compiled {
     pub component: Component,
     /// Hex SHA-256 of the file: the same bytes always have the same digest.
     pub digest: String,
 }
 
 /// Reads, checks and compiles the component at `path`. Blocks: compiling takes a while.
-pub fn compile(engine: &wasmtime::Engine, path: &Path) -> anyhow::Result<Compiled> {
+pub(crate) fn compile(engine: &wasmtime::Engine, path: &Path) -> anyhow::Result<Compiled> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     if wasmparser::Parser::is_core_wasm(&bytes) {
         bail!(

@@ -5,7 +5,7 @@
 
 mod typecheck;
 
-pub use typecheck::Signature;
+pub(crate) use typecheck::Signature;
 
 use std::fmt;
 
@@ -16,9 +16,9 @@ use wasmtime::component::types::ComponentItem;
 use typecheck::has_resource;
 
 /// The interface every HTTP-serving component exports (any 0.2.x version).
-pub const HTTP_HANDLER: &str = "wasi:http/incoming-handler";
+pub(crate) const HTTP_HANDLER: &str = "wasi:http/incoming-handler";
 /// The export through which a component declares its routes.
-pub const ROUTES_INTERFACE: &str = "trellis:http/routes";
+pub(crate) const ROUTES_INTERFACE: &str = "trellis:http/routes";
 
 /// A fully qualified interface name split into its parts: `shop:users/api@0.1.0`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -68,7 +68,7 @@ impl Signature {
 }
 
 /// Why two types differ, or `None` if a value of one is a value of the other.
-pub fn difference(want: &Type, have: &Type) -> Option<String> {
+pub(super) fn difference(want: &Type, have: &Type) -> Option<String> {
     let differs = || Some(format!("is `{}` for the caller but `{}` for the provider", wit(want), wit(have)));
     match (want, have) {
         (Type::List(a), Type::List(b)) => difference(&a.ty(), &b.ty()),
@@ -149,7 +149,7 @@ fn is_primitive(t: &Type) -> bool {
 }
 
 /// Whether a type holds a resource handle anywhere inside it.
-pub fn has_resource(t: &Type) -> bool {
+pub(super) fn has_resource(t: &Type) -> bool {
     match t {
         Type::Own(_) | Type::Borrow(_) => true,
         Type::List(l) => has_resource(&l.ty()),
@@ -164,7 +164,7 @@ pub fn has_resource(t: &Type) -> bool {
 
 /// A type in WIT syntax; records, variants, enums and flags are spelled out inline since
 /// component types do not keep their names.
-pub fn wit(t: &Type) -> String {
+pub(super) fn wit(t: &Type) -> String {
     match t {
         Type::Bool => "bool".into(),
         Type::S8 => "s8".into(),

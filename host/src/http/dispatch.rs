@@ -25,7 +25,7 @@ use crate::runtime::{CallContext, Fault};
 const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Serves `request` with `component`, which must export `wasi:http/incoming-handler`.
-pub async fn serve(
+pub(crate) async fn serve(
     component: Arc<LoadedComponent>,
     request: http::Request<Incoming>,
     correlation_id: Arc<str>,

@@ -23,16 +23,16 @@ use crate::ops::metrics::METRICS;
 use crate::registry::Registry;
 
 /// The header that carries a request's correlation id in and out.
-pub const CORRELATION_HEADER: &str = "x-correlation-id";
+pub(crate) const CORRELATION_HEADER: &str = "x-correlation-id";
 
 /// What the listeners serve: the host's own endpoints, and the registry's components.
-pub struct Services {
+pub(crate) struct Services {
     pub endpoints: Endpoints,
     pub registry: Arc<Registry>,
 }
 
 /// Serves both listeners until `shutdown` completes.
-pub async fn run(
+pub(crate) async fn run(
     services: Arc<Services>,
     public: TcpListener,
     admin: TcpListener,

@@ -4,6 +4,6 @@
 //! host's own endpoints are the ops module's; components' routes come from the registry.
 
 pub(crate) mod dispatch;
-pub mod listener;
+pub(crate) mod listener;
 pub(crate) mod responses;
 pub(crate) mod router;

@@ -7,14 +7,14 @@ use http_body_util::{BodyExt, Full};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// Every response body the host sends, whether a component or the host wrote it.
-pub type Body = HyperOutgoingBody;
-pub type Response = http::Response<Body>;
+pub(crate) type Body = HyperOutgoingBody;
+pub(crate) type Response = http::Response<Body>;
 
-pub fn body(bytes: impl Into<Bytes>) -> Body {
+pub(crate) fn body(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
 }
 
-pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
+pub(crate) fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
     let text = serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"cannot encode: {e}\"}}"));
     let mut response = http::Response::new(body(text));
     *response.status_mut() = status;
@@ -22,7 +22,7 @@ pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
     response
 }
 
-pub fn text(status: StatusCode, content_type: &'static str, text: String) -> Response {
+pub(crate) fn text(status: StatusCode, content_type: &'static str, text: String) -> Response {
     let mut response = http::Response::new(body(text));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -30,16 +30,16 @@ pub fn text(status: StatusCode, content_type: &'static str, text: String) -> Res
 }
 
 /// `{"error": {"code": code, "message": message}}` with the given status.
-pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     json(status, &serde_json::json!({ "error": { "code": code, "message": message.into() } }))
 }
 
-pub fn not_found(path: &str) -> Response {
+pub(crate) fn not_found(path: &str) -> Response {
     error(StatusCode::NOT_FOUND, "not_found", format!("no route for {path}"))
 }
 
 /// 405 naming the methods `path` answers, in the message and in the `Allow` header.
-pub fn method_not_allowed(method: &http::Method, path: &str, allowed: &[http::Method]) -> Response {
+pub(crate) fn method_not_allowed(method: &http::Method, path: &str, allowed: &[http::Method]) -> Response {
     let list: Vec<&str> = allowed.iter().map(http::Method::as_str).collect();
     let list = list.join(", ");
     let message = format!("{method} is not allowed on {path}; allowed: {list}");

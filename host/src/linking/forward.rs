@@ -14,7 +14,7 @@ use crate::runtime::{CallContext, Fault, HostState, Unavailable};
 
 /// Why a forwarded call gave no answer.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum CallFailure {
+pub(super) enum CallFailure {
     #[error("{0}")]
     Missing(String),
     #[error("{0}")]

@@ -18,7 +18,7 @@ use crate::discovery::Interface;
 use crate::runtime::{CallContext, Fault};
 
 /// A future a [`Callee`] answers with.
-pub type CallFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Fault>> + Send + 'a>>;
+pub(crate) type CallFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Fault>> + Send + 'a>>;
 
 /// Which loaded version of which component answers a link: a replacement is a new version.
 #[derive(Debug, Clone, PartialEq, Eq)]

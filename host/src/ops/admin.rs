@@ -21,7 +21,7 @@ use crate::registry::Registry;
 const MAX_ADMIN_BODY: usize = 64 * 1024;
 
 /// What the admin API needs: the registry, the folder it rescans, and its token.
-pub struct Admin {
+pub(crate) struct Admin {
     pub registry: Arc<Registry>,
     pub components_dir: PathBuf,
     /// When set, every admin request needs `Authorization: Bearer` with this token.
@@ -30,7 +30,7 @@ pub struct Admin {
 
 /// What an operator can do to a breaker.
 #[derive(Debug, Clone, Copy)]
-pub enum BreakerAction {
+pub(crate) enum BreakerAction {
     Open,
     Close,
     Reset,
@@ -46,7 +46,7 @@ struct BreakerRef {
 
 impl Admin {
     /// The 401 to answer when a token is required and the request does not carry it.
-    pub fn refusal(&self, request: &http::Request<Incoming>) -> Option<Response> {
+    pub(crate) fn refusal(&self, request: &http::Request<Incoming>) -> Option<Response> {
         let token = self.token.as_ref()?;
         let given = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let given = given.and_then(|v| v.strip_prefix("Bearer "));
@@ -66,18 +66,18 @@ impl Admin {
         Some(response)
     }
 
-    pub fn services(&self) -> Response {
+    pub(crate) fn services(&self) -> Response {
         responses::json(StatusCode::OK, &ServicesReport::of(&self.registry.snapshot()))
     }
 
-    pub async fn reload(&self) -> Response {
+    pub(crate) async fn reload(&self) -> Response {
         match self.registry.rescan(&self.components_dir).await {
             Ok(()) => self.services(),
             Err(e) => responses::error(StatusCode::INTERNAL_SERVER_ERROR, "reload_failed", format!("{e:#}")),
         }
     }
 
-    pub async fn breaker(&self, action: BreakerAction, request: http::Request<Incoming>) -> Response {
+    pub(crate) async fn breaker(&self, action: BreakerAction, request: http::Request<Incoming>) -> Response {
         let body = match Limited::new(request.into_body(), MAX_ADMIN_BODY).collect().await {
             Ok(body) => body.to_bytes(),
             Err(e) => return responses::error(StatusCode::BAD_REQUEST, "bad_body", e.to_string()),

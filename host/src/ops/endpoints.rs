@@ -11,7 +11,7 @@ use crate::http::responses::{self, Response};
 
 /// Which listener a request arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listener {
+pub(crate) enum Listener {
     Public,
     Admin,
 }
@@ -61,14 +61,14 @@ fn find(
 }
 
 /// The handlers behind the host's endpoints.
-pub struct Endpoints {
+pub(crate) struct Endpoints {
     pub health: Health,
     pub admin: Admin,
 }
 
 impl Endpoints {
     /// Answers a public request if it is for one of the host's endpoints.
-    pub fn public(&self, method: &Method, path: &str) -> Option<Response> {
+    pub(crate) fn public(&self, method: &Method, path: &str) -> Option<Response> {
         if path == "/_trellis" || path.starts_with("/_trellis/") {
             return Some(responses::not_found(path));
         }
@@ -82,7 +82,7 @@ impl Endpoints {
     }
 
     /// Answers every request on the admin listener.
-    pub async fn admin(&self, request: http::Request<Incoming>) -> Response {
+    pub(crate) async fn admin(&self, request: http::Request<Incoming>) -> Response {
         if let Some(refused) = self.admin.refusal(&request) {
             return refused;
         }

@@ -16,7 +16,7 @@ use crate::http::responses::{self, Response};
 use crate::registry::{Registry, Snapshot};
 
 /// What health needs: the loaded set and how long the host has been up.
-pub struct Health {
+pub(crate) struct Health {
     pub registry: Arc<Registry>,
     pub started: Instant,
 }
@@ -50,12 +50,12 @@ struct BreakerHealth {
 }
 
 impl Health {
-    pub fn live(&self) -> Response {
+    pub(crate) fn live(&self) -> Response {
         responses::json(StatusCode::OK, &json!({ "status": "alive" }))
     }
 
     /// 200 when there is no problem; otherwise 503 with them.
-    pub fn ready(&self) -> Response {
+    pub(crate) fn ready(&self) -> Response {
         let problems = self.problems(&self.registry.snapshot());
         if problems.is_empty() {
             responses::json(StatusCode::OK, &json!({ "status": "ready" }))
@@ -65,7 +65,7 @@ impl Health {
         }
     }
 
-    pub fn report(&self) -> Response {
+    pub(crate) fn report(&self) -> Response {
         let snapshot = self.registry.snapshot();
         let problems = self.problems(&snapshot);
         let components = snapshot
@@ -116,7 +116,7 @@ impl Health {
 
     /// The Prometheus exposition. Breakers move from open to half-open when looked at, so each
     /// is looked at first for its gauge to be current.
-    pub fn metrics(&self) -> Response {
+    pub(crate) fn metrics(&self) -> Response {
         for component in self.registry.snapshot().components.values() {
             for link in &component.links {
                 if let Some(target) = link.target() {

@@ -16,20 +16,20 @@ use prometheus_client::registry::{Metric, Registry};
 use crate::breaker::StateName;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct HttpLabels {
+pub(crate) struct HttpLabels {
     pub component: String,
     pub route: String,
     pub status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
+pub(crate) struct RouteLabels {
     pub component: String,
     pub route: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CallLabels {
+pub(crate) struct CallLabels {
     pub caller: String,
     pub interface: String,
     pub function: String,
@@ -37,39 +37,39 @@ pub struct CallLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct FunctionLabels {
+pub(crate) struct FunctionLabels {
     pub caller: String,
     pub interface: String,
     pub function: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct LinkLabels {
+pub(crate) struct LinkLabels {
     pub caller: String,
     pub interface: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TransitionLabels {
+pub(crate) struct TransitionLabels {
     pub caller: String,
     pub interface: String,
     pub to: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ComponentLabels {
+pub(crate) struct ComponentLabels {
     pub component: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StorageLabels {
+pub(crate) struct StorageLabels {
     pub component: String,
     pub operation: String,
     pub result: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct LoadLabels {
+pub(crate) struct LoadLabels {
     pub component: String,
     pub result: String,
 }
@@ -80,7 +80,7 @@ fn latency() -> Histogram {
     Histogram::new(exponential_buckets(0.000_05, 2.0, 20))
 }
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration: Family<RouteLabels, Histogram>,
@@ -95,7 +95,7 @@ pub struct Metrics {
 }
 
 /// The process-wide metrics.
-pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 impl Metrics {
     fn new() -> Self {
@@ -166,13 +166,13 @@ impl Metrics {
     }
 
     /// The exposition, in the OpenMetrics text format Prometheus scrapes.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
 
-    pub fn record_http(&self, component: &str, route: &str, status: u16, took: Duration) {
+    pub(crate) fn record_http(&self, component: &str, route: &str, status: u16, took: Duration) {
         let (component, route) = (component.to_string(), route.to_string());
         self.http_requests
             .get_or_create(&HttpLabels { component: component.clone(), route: route.clone(), status })
@@ -180,21 +180,21 @@ impl Metrics {
         self.http_duration.get_or_create(&RouteLabels { component, route }).observe(took.as_secs_f64());
     }
 
-    pub fn record_call(&self, caller: &str, interface: &str, function: &str, outcome: &str, took: Duration) {
+    pub(crate) fn record_call(&self, caller: &str, interface: &str, function: &str, outcome: &str, took: Duration) {
         let labels = FunctionLabels { caller: caller.into(), interface: interface.into(), function: function.into() };
         self.call_duration.get_or_create(&labels).observe(took.as_secs_f64());
         let FunctionLabels { caller, interface, function } = labels;
         self.calls.get_or_create(&CallLabels { caller, interface, function, outcome: outcome.into() }).inc();
     }
 
-    pub fn record_breaker(&self, caller: &str, interface: &str, to: StateName) {
+    pub(crate) fn record_breaker(&self, caller: &str, interface: &str, to: StateName) {
         let link = LinkLabels { caller: caller.into(), interface: interface.into() };
         self.breaker_state.get_or_create(&link).set(state_number(to));
         let LinkLabels { caller, interface } = link;
         self.breaker_transitions.get_or_create(&TransitionLabels { caller, interface, to: to.as_str().into() }).inc();
     }
 
-    pub fn record_load(&self, component: &str, result: &str) {
+    pub(crate) fn record_load(&self, component: &str, result: &str) {
         self.component_loads.get_or_create(&LoadLabels { component: component.into(), result: result.into() }).inc();
     }
 }

@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 /// A component's name: its file name without `.wasm`.
-pub fn component_name(path: &Path) -> Option<String> {
+pub(crate) fn component_name(path: &Path) -> Option<String> {
     let file = path.file_name()?.to_str()?;
     let name = file.strip_suffix(".wasm")?;
     (!name.is_empty() && !name.starts_with('.')).then(|| name.to_string())
 }
 
 /// The component files directly in `dir`, in name order.
-pub fn component_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub(super) fn component_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read the components folder {}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))

@@ -21,7 +21,12 @@ use crate::runtime::{CallContext, HostState};
 const ROUTES_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Validates, compiles and links one file, and reads its routes.
-pub async fn prepare(shared: &Shared, name: &str, path: &Path, stamp: FileStamp) -> anyhow::Result<LoadedComponent> {
+pub(super) async fn prepare(
+    shared: &Shared,
+    name: &str,
+    path: &Path,
+    stamp: FileStamp,
+) -> anyhow::Result<LoadedComponent> {
     let (engine, file) = (shared.engine.clone(), path.to_path_buf());
     let compiled = tokio::task::spawn_blocking(move || component::compile(&engine, &file)).await??;
     let description = Description::of(&compiled.component, &shared.engine);

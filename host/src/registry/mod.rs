@@ -10,9 +10,9 @@ mod resolver;
 mod snapshot;
 mod watcher;
 
-pub use folder::component_name;
-pub use snapshot::{Failure, Snapshot};
-pub use watcher::{Watch, watch};
+pub(crate) use folder::component_name;
+pub(crate) use snapshot::{Failure, Snapshot};
+pub(crate) use watcher::watch;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -12,7 +12,7 @@ use crate::linking::{Link, Target};
 use crate::ops::metrics::{LinkLabels, METRICS};
 
 /// The loaded components by name.
-pub type Components = BTreeMap<String, Arc<LoadedComponent>>;
+pub(super) type Components = BTreeMap<String, Arc<LoadedComponent>>;
 
 fn providers(components: &Components) -> impl Iterator<Item = Provider<'_>> {
     components.values().map(|c| Provider { name: &c.name, exports: &c.description.exports })
@@ -24,7 +24,7 @@ fn choose(link: &Link, components: &Components, pins: &BTreeMap<String, String>)
 
 /// A replacement must not break what worked: every import the old version had linked must
 /// still link, and every other component's link to the old version must find a provider.
-pub fn check_replacement(
+pub(super) fn check_replacement(
     old: &LoadedComponent,
     new: &LoadedComponent,
     components: &Components,
@@ -49,7 +49,7 @@ pub fn check_replacement(
 
 /// Points every link at its chosen provider, or records why there is none. A link whose
 /// provider did not change keeps its target, and so its breaker's history.
-pub fn relink(
+pub(super) fn relink(
     components: &Components,
     pins: &BTreeMap<String, String>,
     breaker: &BreakerConfig,

@@ -9,14 +9,14 @@ use crate::discovery::Interface;
 
 /// A loaded component as the resolver sees it: a name and what it exports.
 #[derive(Clone, Copy)]
-pub struct Provider<'a> {
+pub(super) struct Provider<'a> {
     pub name: &'a str,
     pub exports: &'a [Interface],
 }
 
 /// The provider chosen for one import, and which of its exports serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Choice {
+pub(super) struct Choice {
     pub provider: String,
     pub export: String,
 }
@@ -24,7 +24,7 @@ pub struct Choice {
 /// The provider of `wanted` for `caller`: the one `pins` names if it names one, else the
 /// highest compatible version; only providers whose function types match are considered.
 /// The error says why none serves, naming both sides of any type mismatch.
-pub fn choose<'a>(
+pub(super) fn choose<'a>(
     caller: &str,
     wanted: &Interface,
     pins: &BTreeMap<String, String>,

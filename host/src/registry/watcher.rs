@@ -20,17 +20,17 @@ use super::Registry;
 use super::folder::component_name;
 
 /// How long a file must be quiet before it is loaded when no close or rename says it is done.
-pub const SETTLE: Duration = Duration::from_secs(2);
+pub(super) const SETTLE: Duration = Duration::from_secs(2);
 /// Events for one file that arrive this close together are handled once.
 const COALESCE: Duration = Duration::from_millis(50);
 
 /// Keeps the watch alive; dropping it stops watching.
-pub struct Watch {
+pub(crate) struct Watch {
     _watcher: RecommendedWatcher,
 }
 
 /// Starts watching `dir` and applying its changes to `registry`.
-pub fn watch(registry: Arc<Registry>, dir: &Path) -> anyhow::Result<Watch> {
+pub(crate) fn watch(registry: Arc<Registry>, dir: &Path) -> anyhow::Result<Watch> {
     let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event| {
         let _ = sender.send(event);

@@ -13,7 +13,7 @@ use wasmtime::{Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, P
 /// How often the epoch advances. A running guest checks its deadline and yields to other
 /// tasks at each tick: 5 ms keeps a busy guest from holding a worker thread for long while
 /// costing nothing measurable.
-pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+pub(super) const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Host frames (WASI, forwarding, hyper) on top of the wasm stack on each fiber.
 const ASYNC_STACK_HEADROOM: usize = 1024 * 1024;

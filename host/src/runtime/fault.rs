@@ -9,7 +9,7 @@ use crate::breaker::Outcome;
 /// trap it causes can be told apart from any other.
 #[derive(Debug, thiserror::Error)]
 #[error("deadline exceeded")]
-pub struct DeadlineExceeded;
+pub(super) struct DeadlineExceeded;
 
 /// The error a caller traps with when its import failed and the function's signature has no
 /// way to say "unavailable" in-band. The HTTP layer turns it into a 503 naming the interface.
@@ -68,7 +68,7 @@ impl Fault {
 }
 
 /// A readable one-line reason for a wasmtime error: the trap or host error, not the backtrace.
-pub fn reason(error: &wasmtime::Error) -> String {
+pub(crate) fn reason(error: &wasmtime::Error) -> String {
     if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
         return trap.to_string();
     }

@@ -7,6 +7,7 @@ mod engine;
 mod fault;
 mod store;
 
-pub use engine::{EPOCH_TICK, Runtime};
-pub use fault::{DeadlineExceeded, Fault, Unavailable, reason};
-pub use store::{CallContext, HostState, add_to_linker, new_store};
+pub use engine::Runtime;
+pub(crate) use fault::{Fault, Unavailable, reason};
+pub use store::CallContext;
+pub(crate) use store::{HostState, add_to_linker, new_store};

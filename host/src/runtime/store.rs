@@ -98,7 +98,7 @@ impl HostState {
 }
 
 /// Makes a Store for one instance, with its limiter and deadline enforcement installed.
-pub fn new_store(engine: &wasmtime::Engine, state: HostState) -> Store<HostState> {
+pub(crate) fn new_store(engine: &wasmtime::Engine, state: HostState) -> Store<HostState> {
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
     // Every tick the running guest checks its deadline: past it, the guest traps with
@@ -115,7 +115,7 @@ pub fn new_store(engine: &wasmtime::Engine, state: HostState) -> Store<HostState
 
 /// Everything the host provides to every component: WASI, `wasi:http`, and the host's own
 /// capabilities. Imports from other components are the linking module's to add.
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     keyvalue::add_to_linker(linker, HostState::keyvalue)?;

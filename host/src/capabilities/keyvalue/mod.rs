@@ -7,7 +7,8 @@ mod host;
 mod redb_backend;
 pub(crate) mod resources;
 
-pub use redb_backend::{Storage, StorageError};
+pub use redb_backend::Storage;
+pub(crate) use redb_backend::StorageError;
 
 use std::sync::Arc;
 
@@ -72,7 +73,7 @@ impl Namespace {
 
 /// What the WIT implementation works on: a component's namespace and its Store's resource
 /// table, borrowed from the Store's data for one host call.
-pub struct KeyValueView<'a> {
+pub(crate) struct KeyValueView<'a> {
     pub namespace: &'a Namespace,
     pub table: &'a mut ResourceTable,
 }
@@ -85,7 +86,7 @@ impl HasData for KeyValue {
 }
 
 /// Registers the three interfaces in a linker whose Store data gives a [`KeyValueView`].
-pub fn add_to_linker<T: Send + 'static>(
+pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> KeyValueView<'_>,
 ) -> wasmtime::Result<()> {

@@ -18,7 +18,7 @@ type Table<'txn> = redb::Table<'txn, (&'static str, &'static str, &'static str),
 
 /// Keys returned by one `list-keys` page: enough to page through large buckets without
 /// building huge lists in one call.
-pub const LIST_PAGE: usize = 1000;
+pub(super) const LIST_PAGE: usize = 1000;
 
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("storage error: {0}")]

@@ -1,4 +1,6 @@
 //! The resources a component holds through `wasi:keyvalue`, kept in its Store's resource table.
+//! They are `pub` because the generated bindings re-export them with `pub use`.
+#![allow(unreachable_pub)]
 
 /// A bucket a component opened.
 #[derive(Debug)]
