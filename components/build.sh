@@ -67,15 +67,20 @@ install_wasm() {
   cmp -s "$1" "$2" || { cp "$1" "$2.tmp" && mv -f "$2.tmp" "$2"; }
 }
 
-# The test-only successor of the user service: the same crate with its `next` feature. Built
-# first, and only when its sources changed (each switch of features recompiles the crate), so
-# that the full build below leaves the regular build in target/.
-next="$dist/testing/user-service-next.wasm"
-if [[ ! -f $next ]] || [[ -n $(find user-service service-kit guest-http Cargo.lock ../wit -newer "$next" \
-  -not -path '*/target/*' -print -quit) ]]; then
-  wasm_build -p user-service --features next
-  install_wasm "$out/user_service.wasm" "$next"
-fi
+# Test-only builds of the user service with a feature on: its successor (`next`) and one with
+# crash points between its writes (`crash-points`). Built first, and only when their sources
+# changed (each switch of features recompiles the crate), so that the full build below leaves
+# the regular build in target/.
+for variant in next:user-service-next crash-points:user-service-crash; do
+  feature=${variant%%:*}
+  built="$dist/testing/${variant#*:}.wasm"
+  if [[ ! -f $built ]] || [[ -n $(find user-service service-kit guest-http Cargo.lock ../wit -newer "$built" \
+    -not -path '*/target/*' -print -quit) ]]; then
+    wasm_build -p user-service --features "$feature"
+    install_wasm "$out/user_service.wasm" "$built"
+    touch "$built"
+  fi
+done
 wasm_build
 
 # Copy each cdylib member to dist/, named after its crate (its package name).

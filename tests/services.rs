@@ -1,6 +1,6 @@
 //! The user, order and gateway services end to end, over real HTTP against `trellis serve`
 //! with the real components: their routes and errors, the order service's WIT link to the
-//! user service, the gateway's graceful degradation, the same-email race and durability.
+//! user service, and the gateway's graceful degradation. Durability is `durability.rs`.
 
 mod support;
 
@@ -8,37 +8,10 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::shop::{create_order, create_user, order_body, status};
 use support::{Host, Reply};
 
 const SHOP: &[&str] = &["user-service", "order-service", "gateway"];
-
-fn create_user(host: &Host, name: &str, email: &str) -> Value {
-    let reply = host.send("POST", "/api/v1/users", Some(&json!({ "name": name, "email": email })));
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    reply.json()
-}
-
-fn order_body(user_id: u64) -> Value {
-    json!({
-        "user_id": user_id,
-        "items": [
-            { "product_id": 1, "product_name": "Widget", "quantity": 3, "price": 19.99 },
-            { "product_id": 2, "product_name": "Gadget", "quantity": 1, "price": 5.5 }
-        ],
-        "shipping_address": "12 Rue de la Paix, Paris"
-    })
-}
-
-fn create_order(host: &Host, user_id: u64) -> Value {
-    let reply = host.send("POST", "/api/v1/orders", Some(&order_body(user_id)));
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    reply.json()
-}
-
-fn status(reply: &Reply) -> (u16, String) {
-    let code = if reply.status >= 400 { reply.error_code() } else { String::new() };
-    (reply.status, code)
-}
 
 #[test]
 fn users_can_be_created_read_updated_listed_and_deleted() {
@@ -317,77 +290,6 @@ fn the_gateway_aggregates_and_degrades_when_the_order_service_is_missing() {
     assert!(dashboard.body.contains("shop:orders/api"));
 }
 
-#[test]
-fn simultaneous_sign_ups_with_one_email_give_exactly_one_201() {
-    let host = Host::start(&["user-service"]);
-    for round in 0..8 {
-        let email = format!("race{round}@example.com");
-        let statuses: Vec<u16> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..4)
-                .map(|i| {
-                    let (host, email) = (&host, &email);
-                    s.spawn(move || {
-                        host.send(
-                            "POST",
-                            "/api/v1/users",
-                            Some(&json!({ "name": format!("Racer {i}"), "email": email })),
-                        )
-                        .status
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
-        let created = statuses.iter().filter(|s| **s == 201).count();
-        let conflicts = statuses.iter().filter(|s| **s == 409).count();
-        assert_eq!((created, conflicts), (1, 3), "round {round}: {statuses:?}");
-    }
-    assert_eq!(host.get("/api/v1/users").json()["total"], 8);
-}
-
-#[test]
-fn every_acknowledged_write_survives_a_kill_9_and_restart() {
-    let host = Host::start(&["user-service"]);
-    let url = format!("{}/api/v1/users", host.public);
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let acknowledged: Vec<(u64, String)> = std::thread::scope(|s| {
-        let writer = s.spawn(|| {
-            let mut acked = Vec::new();
-            for i in 0.. {
-                if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    break;
-                }
-                let email = format!("durable{i}@example.com");
-                let body = json!({ "name": format!("Durable {i}"), "email": email });
-                match try_post(&url, &body) {
-                    Some(reply) if reply.status == 201 => acked.push((reply.json()["id"].as_u64().unwrap(), email)),
-                    Some(_) => {}
-                    None => break, // the host is gone
-                }
-            }
-            acked
-        });
-        std::thread::sleep(Duration::from_millis(1500));
-        let mut host = host;
-        host.kill();
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let acked = writer.join().unwrap();
-        let host = host.restart();
-        for (id, email) in &acked {
-            let reply = host.get(&format!("/api/v1/users/{id}"));
-            assert_eq!(reply.status, 200, "acknowledged user {id} was lost");
-            assert_eq!(reply.json()["email"], email.as_str());
-        }
-        acked
-    });
-    assert!(acknowledged.len() > 5, "the writer got only {} writes in", acknowledged.len());
-}
-
-/// A POST that returns `None` when the connection fails (the host was killed).
-fn try_post(url: &str, body: &Value) -> Option<Reply> {
-    std::panic::catch_unwind(|| support::request("POST", url, Some(body))).ok()
-}
-
 /// A request with an exact content type and body.
 fn raw(url: &str, method: &str, content_type: &str, body: &[u8]) -> Reply {
     let request = http::Request::builder()
@@ -429,4 +331,33 @@ fn raw_chunked(base: &str, path: &str, body: &[u8]) -> (u16, String) {
     let text = String::from_utf8_lossy(&response).to_string();
     let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, text)
+}
+
+#[test]
+fn the_seeds_example_order_with_a_product_sku_is_accepted_and_echoed_as_given() {
+    let host = Host::start(&["user-service", "order-service", "gateway"]);
+    create_user(&host, "Ada", "ada@example.com");
+    let body = json!({
+        "user_id": 1,
+        "items": [
+            { "product_id": "prod-1", "product_name": "Laptop", "quantity": 1, "price": 999.99 },
+            { "product_id": 7, "product_name": "Mouse", "quantity": 2, "price": 25.0 }
+        ],
+        "shipping_address": "123 Main St, City, Country"
+    });
+    let reply = host.send("POST", "/api/v1/orders", Some(&body));
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let order = reply.json();
+    assert_eq!(order["items"][0]["product_id"], "prod-1", "a SKU stays a string");
+    assert_eq!(order["items"][1]["product_id"], 7, "a number stays a number");
+    assert_eq!(host.get("/api/v1/orders/1").json()["items"][0]["product_id"], "prod-1");
+    let profile = host.get("/api/v1/users/1/profile").json();
+    assert_eq!(profile["orders"][0]["items"][0]["product_id"], "prod-1", "through the gateway too");
+
+    for bad in [json!(""), json!(0), json!(-3), json!(1.5), json!(null), json!(["prod-1"])] {
+        let mut body = body.clone();
+        body["items"][0]["product_id"] = bad.clone();
+        let reply = host.send("POST", "/api/v1/orders", Some(&body));
+        assert_eq!(status(&reply), (422, "validation_error".into()), "product_id {bad}: {}", reply.body);
+    }
 }

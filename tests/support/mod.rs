@@ -2,6 +2,8 @@
 //! folder of real components, and a plain HTTP client to talk to it like a user would.
 #![allow(dead_code)]
 
+pub mod shop;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -182,6 +184,24 @@ impl Host {
 
     pub fn send(&self, method: &str, path: &str, json: Option<&Value>) -> Reply {
         request(method, &format!("{}{path}", self.public), json)
+    }
+
+    /// Sends the host a signal by name (`TERM`, `INT`).
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(sent.success(), "kill -{name} failed");
+    }
+
+    /// Waits up to `limit` for the host to exit: its exit code, or `None` if it is still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// Kills the host at once (SIGKILL), as a crash would.

@@ -23,6 +23,7 @@ wit_bindgen::generate!({
     additional_derives: [serde::Serialize, serde::Deserialize],
     additional_type_attributes: {
         "shop:orders/api@0.1.0/status": [#[serde(rename_all = "lowercase")]],
+        "shop:orders/api@0.1.0/product-id": [#[serde(untagged)]],
     },
     generate_all,
 });

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use service_kit::{Paging, StorageError, Table, invalid, parse_id};
 
-use crate::exports::shop::orders::api::{self, Item, Order, Status};
+use crate::exports::shop::orders::api::{self, Item, Order, ProductId, Status};
 use crate::shop::users::api as users;
 
 impl Status {
@@ -52,9 +52,28 @@ fn positive_id(value: &Value, what: &str) -> Result<u64, Response> {
     value.as_u64().filter(|id| *id >= 1).ok_or_else(|| invalid(&format!("{what} must be a positive integer")))
 }
 
+/// Longest product SKU accepted.
+const MAX_SKU_CHARS: usize = 100;
+
+/// A product id as the client gave it: a positive integer or a non-empty SKU string.
+fn product_id(value: &Value, what: &str) -> Result<ProductId, Response> {
+    match value {
+        Value::String(sku) if !sku.trim().is_empty() && sku.chars().count() <= MAX_SKU_CHARS => {
+            Ok(ProductId::Sku(sku.clone()))
+        }
+        Value::String(_) => {
+            Err(invalid(&format!("{what} must be a non-empty string of at most {MAX_SKU_CHARS} characters")))
+        }
+        _ => Ok(ProductId::Number(
+            positive_id(value, what)
+                .map_err(|_| invalid(&format!("{what} must be a positive integer or a product SKU string")))?,
+        )),
+    }
+}
+
 fn item(value: &Value, index: usize) -> Result<Item, Response> {
     let field = |name: &str| value.get(name).ok_or_else(|| invalid(&format!("items[{index}].{name} is required")));
-    let product_id = positive_id(field("product_id")?, &format!("items[{index}].product_id"))?;
+    let product_id = product_id(field("product_id")?, &format!("items[{index}].product_id"))?;
     let product_name = field("product_name")?
         .as_str()
         .ok_or_else(|| invalid(&format!("items[{index}].product_name must be a string")))?

@@ -58,7 +58,7 @@ fn route(request: Request) -> Answer {
             match method {
                 "GET" => users::get(id),
                 "PUT" => users::update(&request, id),
-                "DELETE" => users::delete(id),
+                "DELETE" => users::delete(&request, id),
                 _ => Err(Response::method_not_allowed(method, &request.path)),
             }
         }

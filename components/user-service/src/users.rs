@@ -1,5 +1,15 @@
 //! Users: validation, storage (a record per id, emails claimed uniquely), and the HTTP
 //! answers for each operation.
+//!
+//! A user's record and its email's claim are two writes, so every operation orders them so
+//! that a crash between any two leaves a state the next claim of that email can repair:
+//! - create: claim the email (holding the new record), then store the record;
+//! - change of email: claim the new email, store the record, release the old email;
+//! - delete: mark the claim deleted, delete the record, release the claim.
+//!
+//! When an email is taken, its claim is checked (`settle`): a claim marked deleted, or one
+//! whose holder's record now has another email, is finished and freed; a claim whose holder
+//! has no record is a create that lost its second write, and the user is restored from it.
 
 use guest_http::{Answer, Request, Response};
 use serde_json::Value;
@@ -80,15 +90,71 @@ fn record(user: &User) -> Vec<u8> {
     serde_json::to_vec(user).unwrap_or_default()
 }
 
-/// The holder of a taken email whose own record is missing lost its write to a crash between
-/// claiming and storing: its claim holds the record, so restore it.
-fn repair(users: &Table, holder: &[u8]) -> Result<(), StorageError> {
-    let Ok(holder) = serde_json::from_slice::<User>(holder) else { return Ok(()) };
-    if users.get::<User>(holder.id)?.is_none() {
-        service_kit::warn("users", &format!("restoring user {} from its email claim", holder.id));
-        users.put(holder.id, &holder)?;
+/// What a claim holds while its user is being deleted.
+fn deleted(id: u64) -> Vec<u8> {
+    serde_json::json!({ "id": id, "deleted": true }).to_string().into_bytes()
+}
+
+/// A test build stops here when asked (`?crash=NAME`), as a crash between two writes would.
+#[cfg(feature = "crash-points")]
+fn crash_point(request: &Request, name: &str) {
+    if request.query_param("crash") == Some(name) {
+        panic!("crash point {name}");
     }
-    Ok(())
+}
+
+#[cfg(not(feature = "crash-points"))]
+fn crash_point(_: &Request, _: &str) {}
+
+/// Whether an email claim still stands after its holder was looked at.
+enum Settled {
+    /// The holder owns it: the email is taken.
+    Held,
+    /// It was left over from a deletion or an email change: freed, claim again.
+    Freed,
+}
+
+/// Finishes what a crash may have cut short for the holder of the email claim `key`.
+fn settle(users: &Table, emails: &Claims, key: &str, holder: &[u8]) -> Result<Settled, StorageError> {
+    let Ok(held) = serde_json::from_slice::<Value>(holder) else { return Ok(Settled::Held) };
+    let Some(id) = held.get("id").and_then(Value::as_u64) else { return Ok(Settled::Held) };
+    if held.get("deleted") == Some(&Value::Bool(true)) {
+        service_kit::warn("users", &format!("finishing the deletion of user {id}"));
+        users.delete(id)?;
+        emails.release(key, id)?;
+        return Ok(Settled::Freed);
+    }
+    match users.get::<User>(id)? {
+        Some(current) if email_key(&current.email) != key => {
+            service_kit::warn("users", &format!("releasing user {id}'s former email"));
+            emails.release(key, id)?;
+            Ok(Settled::Freed)
+        }
+        Some(_) => Ok(Settled::Held),
+        None => {
+            if let Ok(user) = serde_json::from_value::<User>(held) {
+                service_kit::warn("users", &format!("restoring user {id} from its email claim"));
+                users.put(id, &user)?;
+            }
+            Ok(Settled::Held)
+        }
+    }
+}
+
+/// Claims `user`'s email for it: `Ok(false)` if another user holds it.
+fn claim_email(users: &Table, emails: &Claims, user: &User) -> Result<bool, StorageError> {
+    let key = email_key(&user.email);
+    // A second round is enough: a settled claim is gone, unless someone else claimed it since.
+    for _ in 0..2 {
+        match emails.claim(&key, user.id, &record(user))? {
+            Claim::Won => return Ok(true),
+            Claim::Taken(holder) => match settle(users, emails, &key, &holder)? {
+                Settled::Held => return Ok(false),
+                Settled::Freed => continue,
+            },
+        }
+    }
+    Ok(false)
 }
 
 fn taken(email: &str) -> Response {
@@ -102,10 +168,10 @@ pub fn create(request: &Request) -> Answer {
     let (users, emails) = (users()?, emails()?);
     let id = users.next_id()?;
     let user = User { id, name, email, age: fields.age.flatten(), created_at: service_kit::now() };
-    if let Claim::Taken(holder) = emails.claim(&email_key(&user.email), id, &record(&user))? {
-        repair(&users, &holder)?;
+    if !claim_email(&users, &emails, &user)? {
         return Err(taken(&user.email));
     }
+    crash_point(request, "after-claim");
     users.put(id, &user)?;
     service_kit::info("users", &format!("created user {id}"));
     Ok(Response::json(201, &user))
@@ -141,23 +207,26 @@ pub fn update(request: &Request, id: u64) -> Answer {
     let moved = email_key(&user.email) != email_key(&old_email);
     let emails = if moved { Some(emails()?) } else { None };
     if let Some(emails) = &emails
-        && let Claim::Taken(holder) = emails.claim(&email_key(&user.email), id, &record(&user))?
+        && !claim_email(&users, emails, &user)?
     {
-        repair(&users, &holder)?;
         return Err(taken(&user.email));
     }
     users.put(id, &user)?;
     if let Some(emails) = &emails {
+        crash_point(request, "after-record");
         emails.release(&email_key(&old_email), id)?;
     }
     Ok(Response::json(200, &user))
 }
 
-pub fn delete(id: u64) -> Answer {
+pub fn delete(request: &Request, id: u64) -> Answer {
     let (users, emails) = (users()?, emails()?);
     let user = users.get::<User>(id)?.ok_or_else(|| Response::not_found(&format!("no user {id}")))?;
+    let key = email_key(&user.email);
+    emails.claim(&key, id, &deleted(id))?;
     users.delete(id)?;
-    emails.release(&email_key(&user.email), id)?;
+    crash_point(request, "after-record");
+    emails.release(&key, id)?;
     service_kit::info("users", &format!("deleted user {id}"));
     Ok(Response::empty())
 }

@@ -37,6 +37,8 @@ pub enum LogFormat {
     Json,
 }
 
+// Parsed once per process: the size of the serve variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve every component in a folder over HTTP.
@@ -61,6 +63,9 @@ pub struct ServeArgs {
     /// Do not watch the components folder; `POST /_trellis/reload` still rescans it.
     #[arg(long)]
     pub no_watch: bool,
+    /// Serve the admin API on a non-loopback address without a token (refused otherwise).
+    #[arg(long)]
+    pub insecure_admin: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]

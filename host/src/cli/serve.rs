@@ -1,10 +1,11 @@
 //! `trellis serve`, the composition root: reads the settings, builds the engine, storage and
 //! registry, binds both listeners (writing the bound addresses to the data folder), loads
 //! the components folder in the background while already serving, and runs until Ctrl-C or
-//! SIGTERM.
+//! SIGTERM; then it drains for up to the shutdown timeout (a second signal exits at once).
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -13,11 +14,12 @@ use tokio::net::TcpListener;
 use super::ServeArgs;
 use crate::breaker::SystemClock;
 use crate::capabilities::keyvalue::Storage;
-use crate::config::Config;
+use crate::config::{Config, Settings};
 use crate::http::listener::{self, Services};
 use crate::ops::admin::Admin;
 use crate::ops::endpoints::Endpoints;
 use crate::ops::health::Health;
+use crate::ops::supervisor::Supervisor;
 use crate::registry::{self, Registry, Shared};
 use crate::runtime::Runtime;
 
@@ -34,6 +36,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         flags.watch = Some(false);
     }
     let settings = flags.resolve(&config.server);
+    check_admin_exposure(&settings, args.insecure_admin)?;
+    // A folder that cannot be read is a start-up error, not an empty host that looks ready.
+    std::fs::read_dir(&settings.components)
+        .with_context(|| format!("cannot read the components folder {}", settings.components.display()))?;
     let data = &settings.data;
     std::fs::create_dir_all(data).with_context(|| format!("cannot create the data folder {}", data.display()))?;
     let max_stack = config.limits.max_wasm_stack_kib * 1024;
@@ -41,19 +47,28 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let storage = Storage::open(&data.join("store.redb")).context("cannot open the storage")?;
     let shared = Arc::new(Shared { engine: runtime.engine.clone(), config, storage, clock: Arc::new(SystemClock) });
     let registry = Arc::new(Registry::new(shared));
+    let draining = Arc::new(AtomicBool::new(false));
+    let supervisor = Arc::new(Supervisor::default());
     let endpoints = Endpoints {
-        health: Health { registry: registry.clone(), started: Instant::now() },
+        health: Health {
+            registry: registry.clone(),
+            started: Instant::now(),
+            draining: draining.clone(),
+            supervisor: supervisor.clone(),
+        },
         admin: Admin {
             registry: registry.clone(),
             components_dir: settings.components.clone(),
             token: settings.admin_token.clone(),
         },
     };
-    let services = Arc::new(Services { endpoints, registry: registry.clone() });
+    let limits = settings.edge.clone();
+    let services = Arc::new(Services { endpoints, registry: registry.clone(), limits, draining });
 
     let bind = async |addr| TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"));
     let (public, admin) = (bind(settings.listen).await?, bind(settings.admin_listen).await?);
-    let _watch = if settings.watch { Some(registry::watch(registry.clone(), &settings.components)?) } else { None };
+    let watched = settings.watch.then(|| registry::watch(registry.clone(), &settings.components, &supervisor));
+    let _watch = watched.transpose()?;
     let (public_addr, admin_addr) = (public.local_addr()?, admin.local_addr()?);
     write_addr(&data.join("listen.addr"), &public_addr.to_string())?;
     write_addr(&data.join("admin.addr"), &admin_addr.to_string())?;
@@ -66,9 +81,28 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Err(e) => tracing::error!(error = format!("{e:#}"), "cannot load the components folder"),
         }
     });
-    listener::run(services, public, admin, shutdown_signal()).await?;
+    listener::run(services, public, admin, shutdown_signal(), settings.shutdown_timeout).await?;
+    // The engine (and its epoch ticker, which enforces deadlines) outlives every request.
     drop(runtime);
     Ok(())
+}
+
+/// An admin API reachable from other machines must ask for a token, unless the operator says
+/// otherwise explicitly.
+fn check_admin_exposure(settings: &Settings, insecure: bool) -> anyhow::Result<()> {
+    let addr = settings.admin_listen;
+    if addr.ip().is_loopback() || settings.admin_token.is_some() {
+        return Ok(());
+    }
+    if insecure {
+        tracing::warn!(%addr, "the admin API listens beyond loopback without a token (--insecure-admin)");
+        return Ok(());
+    }
+    anyhow::bail!(
+        "the admin API would listen on {addr}, which is not a loopback address, without a token: \
+         set one with --admin-token, TRELLIS_ADMIN_TOKEN or `admin_token` in [server], \
+         or pass --insecure-admin to serve it unprotected"
+    )
 }
 
 /// Writes a file atomically, so a reader never sees it half-written.
@@ -78,20 +112,26 @@ fn write_addr(path: &Path, addr: &str) -> anyhow::Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Resolves on the first SIGTERM or SIGINT; a second one ends the process at once.
 async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let first = signal().await;
+    tracing::info!(signal = first, "shutting down: draining requests in flight (signal again to stop at once)");
+    tokio::spawn(async {
+        let second = signal().await;
+        tracing::warn!(signal = second, "second signal: stopping now");
+        std::process::exit(1);
+    });
+}
+
+/// The next SIGTERM or SIGINT, by name.
+async fn signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        return std::future::pending().await;
     };
     tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
     }
 }

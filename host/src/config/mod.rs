@@ -5,7 +5,7 @@
 
 mod server;
 
-pub use server::{Server, Settings};
+pub use server::{EdgeLimits, Server, Settings};
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -3,8 +3,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_with::{DurationMilliSeconds, serde_as};
 
 /// The components folder when neither flag nor file names one.
 const DEFAULT_COMPONENTS: &str = "./dist";
@@ -15,8 +17,31 @@ const DEFAULT_ADMIN_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(st
 /// Storage, compile cache and the bound addresses, next to where the host was started.
 const DEFAULT_DATA: &str = "./.trellis";
 
-/// Where `trellis serve` reads and listens. The same fields are the `[server]` section of the
-/// config file and the flags of `trellis serve`; a flag overrides the file.
+/// A client gets this long to send a request's headers: long enough for any real client on a
+/// slow link, short enough that a slowloris holds a connection for seconds, not forever.
+const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client gets this long to send a request's body (never beyond the request's deadline).
+const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// An open connection may wait this long for its next request, as nginx's 75 s and Go
+/// servers' usual 60 s: reuse for real clients, reclaimed from abandoned ones.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Open connections on the public listener; past it, new ones wait in the kernel's backlog.
+/// Each costs a few KiB and a file descriptor: 10,000 fit any machine this runs on.
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// The admin listener's own budget, so that a flood on the public one never locks out an operator.
+const DEFAULT_MAX_ADMIN_CONNECTIONS: usize = 64;
+/// The request line and headers together: 64 KiB is above what browsers send (cookies
+/// included) and what nginx accepts by default (4 x 8 KiB).
+const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Headers per request, hyper's default: real requests carry a few dozen at most.
+const DEFAULT_MAX_HEADERS: usize = 100;
+/// How long a SIGTERM waits for requests in flight before the host exits anyway.
+const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where `trellis serve` reads and listens, and the limits of its listeners. The same fields
+/// are the `[server]` section of the config file and (the addresses, folders and token) the
+/// flags of `trellis serve`; a flag overrides the file. Durations in the file are milliseconds.
+#[serde_as]
 #[derive(Debug, Clone, Default, Serialize, Deserialize, clap::Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct Server {
@@ -38,6 +63,38 @@ pub struct Server {
     /// Watch the components folder for changes (default true; the flag is `--no-watch`).
     #[arg(skip)]
     pub watch: Option<bool>,
+    #[arg(skip)]
+    #[serde_as(as = "Option<DurationMilliSeconds<u64>>")]
+    pub header_read_timeout: Option<Duration>,
+    #[arg(skip)]
+    #[serde_as(as = "Option<DurationMilliSeconds<u64>>")]
+    pub body_read_timeout: Option<Duration>,
+    #[arg(skip)]
+    #[serde_as(as = "Option<DurationMilliSeconds<u64>>")]
+    pub idle_timeout: Option<Duration>,
+    #[arg(skip)]
+    pub max_connections: Option<usize>,
+    #[arg(skip)]
+    pub max_admin_connections: Option<usize>,
+    #[arg(skip)]
+    pub max_header_bytes: Option<usize>,
+    #[arg(skip)]
+    pub max_headers: Option<usize>,
+    #[arg(skip)]
+    #[serde_as(as = "Option<DurationMilliSeconds<u64>>")]
+    pub shutdown_timeout: Option<Duration>,
+}
+
+/// What the listeners enforce on every connection (see the defaults above for the reasons).
+#[derive(Debug, Clone)]
+pub struct EdgeLimits {
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub max_admin_connections: usize,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
 }
 
 /// The settings in force: every field decided.
@@ -49,6 +106,8 @@ pub struct Settings {
     pub data: PathBuf,
     pub admin_token: Option<String>,
     pub watch: bool,
+    pub edge: EdgeLimits,
+    pub shutdown_timeout: Duration,
 }
 
 impl Server {
@@ -62,6 +121,17 @@ impl Server {
             data: self.data.or(file.data).unwrap_or_else(|| DEFAULT_DATA.into()),
             admin_token: self.admin_token.or(file.admin_token).filter(|t| !t.is_empty()),
             watch: self.watch.or(file.watch).unwrap_or(true),
+            edge: EdgeLimits {
+                header_read_timeout: file.header_read_timeout.unwrap_or(DEFAULT_HEADER_READ_TIMEOUT),
+                body_read_timeout: file.body_read_timeout.unwrap_or(DEFAULT_BODY_READ_TIMEOUT),
+                idle_timeout: file.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
+                max_connections: file.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS).max(1),
+                max_admin_connections: file.max_admin_connections.unwrap_or(DEFAULT_MAX_ADMIN_CONNECTIONS).max(1),
+                // hyper's read buffer cannot be smaller than 8 KiB.
+                max_header_bytes: file.max_header_bytes.unwrap_or(DEFAULT_MAX_HEADER_BYTES).max(8192),
+                max_headers: file.max_headers.unwrap_or(DEFAULT_MAX_HEADERS).max(1),
+            },
+            shutdown_timeout: file.shutdown_timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
         }
     }
 }

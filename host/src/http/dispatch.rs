@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, StatusCode, header};
@@ -29,13 +29,21 @@ pub(crate) async fn serve(
     component: Arc<LoadedComponent>,
     request: http::Request<Incoming>,
     correlation_id: Arc<str>,
+    body_timeout: Duration,
 ) -> Response {
     let limits = &component.limits;
     let deadline = Instant::now() + limits.request_timeout;
     let (mut parts, body) = request.into_parts();
-    let body = match read_body(body, limits.max_body_bytes, content_length(&parts.headers)).await {
-        Ok(body) => body,
-        Err(response) => return response,
+    let read = read_body(body, limits.max_body_bytes, content_length(&parts.headers));
+    let body = match tokio::time::timeout_at(deadline.min(Instant::now() + body_timeout).into(), read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(response)) => return response,
+        Err(_) => {
+            let message = format!("the request body did not arrive within {} ms", body_timeout.as_millis());
+            let mut response = responses::error(StatusCode::REQUEST_TIMEOUT, "body_timeout", message);
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
     };
     if !parts.headers.contains_key(header::HOST) && parts.uri.authority().is_none() {
         parts.headers.insert(header::HOST, HeaderValue::from_static("localhost"));

@@ -1,23 +1,30 @@
 //! The two HTTP listeners. The public one answers the host's public endpoints and routes
 //! everything else to components; the admin one answers only the admin endpoints. Each
-//! request gets its correlation id, one access-log line and its metrics here. Both run until
-//! `shutdown` resolves: [`run`] is what `trellis serve` and the tests call.
+//! request gets its correlation id, one access-log line and its metrics here. Each listener
+//! holds at most its budget of connections (the rest wait in the kernel's backlog), and
+//! [`run`] serves until `shutdown` resolves, then drains: no new connections, requests in
+//! flight finish (answered with `Connection: close`) for up to the shutdown timeout.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use http::HeaderValue;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use super::dispatch;
+use super::edge::{Activity, Watched};
 use super::responses::{self, Response};
 use super::router::Lookup;
+use crate::config::EdgeLimits;
 use crate::ops::endpoints::{Endpoints, Listener};
 use crate::ops::metrics::METRICS;
 use crate::registry::Registry;
@@ -27,51 +34,91 @@ pub(crate) const CORRELATION_HEADER: &str = "x-correlation-id";
 
 /// What the listeners serve: the host's own endpoints, and the registry's components.
 pub(crate) struct Services {
-    pub endpoints: Endpoints,
-    pub registry: Arc<Registry>,
+    pub(crate) endpoints: Endpoints,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) limits: EdgeLimits,
+    /// Set when draining starts; readiness answers 503 from then on.
+    pub(crate) draining: Arc<AtomicBool>,
 }
 
-/// Serves both listeners until `shutdown` completes.
+/// Serves both listeners until `shutdown` completes, then drains for up to `drain_for`.
 pub(crate) async fn run(
     services: Arc<Services>,
     public: TcpListener,
     admin: TcpListener,
     shutdown: impl Future<Output = ()>,
+    drain_for: Duration,
 ) -> anyhow::Result<()> {
-    let public_loop = accept_loop(services.clone(), public, Listener::Public);
-    let admin_loop = accept_loop(services, admin, Listener::Admin);
+    let graceful = GracefulShutdown::new();
+    let public_budget = services.limits.max_connections;
+    let admin_budget = services.limits.max_admin_connections;
+    let public_loop = accept_loop(services.clone(), public, Listener::Public, public_budget, &graceful);
+    let admin_loop = accept_loop(services.clone(), admin, Listener::Admin, admin_budget, &graceful);
     tokio::select! {
-        result = public_loop => result,
-        result = admin_loop => result,
-        () = shutdown => {
-            tracing::info!("shutting down");
-            Ok(())
-        }
+        result = public_loop => result?,
+        result = admin_loop => result?,
+        () = shutdown => {}
     }
+    services.draining.store(true, Ordering::Relaxed);
+    let open = graceful.count();
+    tracing::info!(open_connections = open, drain_for_ms = drain_for.as_millis() as u64, "draining");
+    match tokio::time::timeout(drain_for, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("every connection finished"),
+        Err(_) => tracing::warn!("the shutdown timeout passed with requests still in flight; stopping them"),
+    }
+    Ok(())
 }
 
-async fn accept_loop(services: Arc<Services>, listener: TcpListener, kind: Listener) -> anyhow::Result<()> {
+/// Accepts connections while fewer than `budget` are open, each served until it ends, its
+/// client overstays a timeout, or draining closes it.
+async fn accept_loop(
+    services: Arc<Services>,
+    listener: TcpListener,
+    kind: Listener,
+    budget: usize,
+    graceful: &GracefulShutdown,
+) -> anyhow::Result<()> {
+    let open = Arc::new(Semaphore::new(budget));
     loop {
+        let slot = open.clone().acquire_owned().await?;
         let (stream, _peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: wait a moment rather than spin.
                 tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
+        let activity = Activity::new();
+        let services_for_requests = services.clone();
+        let requests = activity.clone();
+        let service = service_fn(move |request| {
+            let services = services_for_requests.clone();
+            let activity = requests.clone();
+            activity.serving();
+            async move {
+                let response = handle(&services, request, kind).await;
+                activity.answered();
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let limits = &services.limits;
+        let connection = hyper::server::conn::http1::Builder::new()
+            .max_buf_size(limits.max_header_bytes)
+            .max_headers(limits.max_headers)
+            .serve_connection(TokioIo::new(Watched::new(stream, activity.clone())), service);
+        let connection = graceful.watch(connection);
         let services = services.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let services = services.clone();
-                async move { Ok::<_, Infallible>(handle(&services, request, kind).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            tokio::select! {
+                ended = connection => if let Err(e) = ended {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                },
+                why = activity.expired(&services.limits) => tracing::debug!(why, "connection closed"),
             }
+            drop(slot);
         });
     }
 }
@@ -148,5 +195,6 @@ async fn public(services: &Services, request: http::Request<Incoming>, correlati
     };
     let Some((component, route)) = found else { return (responses::not_found(path), Served::host("-")) };
     let served = Served { component: component.name.to_string(), route: route.to_string() };
-    (dispatch::serve(component, request, correlation_id).await, served)
+    let body_timeout = services.limits.body_read_timeout;
+    (dispatch::serve(component, request, correlation_id, body_timeout).await, served)
 }

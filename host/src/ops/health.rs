@@ -3,6 +3,7 @@
 //! problems, so they always agree on what is healthy.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use http::StatusCode;
@@ -10,43 +11,37 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::metrics::METRICS;
-use super::report::{ComponentState, FailureReport};
-use crate::breaker::StateName;
+use super::report::ComponentState;
+use super::supervisor::Supervisor;
 use crate::http::responses::{self, Response};
 use crate::registry::{Registry, Snapshot};
 
-/// What health needs: the loaded set and how long the host has been up.
+/// What health needs: the loaded set, how long the host has been up, and whether it drains.
 pub(crate) struct Health {
-    pub registry: Arc<Registry>,
-    pub started: Instant,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) started: Instant,
+    /// Set when shutdown begins.
+    pub(crate) draining: Arc<AtomicBool>,
+    /// Background tasks, some of which may be down.
+    pub(crate) supervisor: Arc<Supervisor>,
 }
 
-/// `/health`.
+/// `/health`, on the public listener: names and states only. Versions, digests, breakers and
+/// the errors of failed files are on the admin API (`/_trellis/services`).
 #[derive(Debug, Serialize)]
 struct HealthReport {
-    /// "ok" when there is no problem, else "degraded".
+    /// "ok" when readiness is 200, else "degraded".
     status: &'static str,
     uptime_seconds: u64,
-    /// Why the host is not ready, as `/health/ready` lists them.
-    problems: Vec<String>,
     components: Vec<ComponentHealth>,
-    failed: Vec<FailureReport>,
+    /// The names of files that failed to load.
+    failed: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
 struct ComponentHealth {
     name: String,
-    version: Option<String>,
-    digest: String,
     state: ComponentState,
-    unresolved_imports: Vec<String>,
-    breakers: Vec<BreakerHealth>,
-}
-
-#[derive(Debug, Serialize)]
-struct BreakerHealth {
-    interface: String,
-    state: StateName,
 }
 
 impl Health {
@@ -60,39 +55,30 @@ impl Health {
         if problems.is_empty() {
             responses::json(StatusCode::OK, &json!({ "status": "ready" }))
         } else {
-            let status = if self.registry.loading() { "loading" } else { "not_ready" };
+            let status = if self.draining.load(Ordering::Relaxed) {
+                "draining"
+            } else if self.registry.loading() {
+                "loading"
+            } else {
+                "not_ready"
+            };
             responses::json(StatusCode::SERVICE_UNAVAILABLE, &json!({ "status": status, "reasons": problems }))
         }
     }
 
     pub(crate) fn report(&self) -> Response {
         let snapshot = self.registry.snapshot();
-        let problems = self.problems(&snapshot);
+        let healthy = self.problems(&snapshot).is_empty();
         let components = snapshot
             .components
             .values()
-            .map(|c| ComponentHealth {
-                name: c.name.to_string(),
-                version: c.version(),
-                digest: c.digest.clone(),
-                state: ComponentState::of(c),
-                unresolved_imports: c.unresolved().into_iter().map(|(i, _)| i).collect(),
-                breakers: c
-                    .links
-                    .iter()
-                    .filter_map(|l| {
-                        let target = l.target()?;
-                        Some(BreakerHealth { interface: l.interface.full_name.clone(), state: target.breaker.state() })
-                    })
-                    .collect(),
-            })
+            .map(|c| ComponentHealth { name: c.name.to_string(), state: ComponentState::of(c) })
             .collect();
         let report = HealthReport {
-            status: if problems.is_empty() { "ok" } else { "degraded" },
+            status: if healthy { "ok" } else { "degraded" },
             uptime_seconds: self.started.elapsed().as_secs(),
-            problems,
             components,
-            failed: snapshot.failures.values().map(FailureReport::of).collect(),
+            failed: snapshot.failures.keys().cloned().collect(),
         };
         responses::json(StatusCode::OK, &report)
     }
@@ -102,10 +88,16 @@ impl Health {
     /// refused replacement is not one: its previous version is loaded and serving.
     fn problems(&self, snapshot: &Snapshot) -> Vec<String> {
         let mut problems = Vec::new();
+        if self.draining.load(Ordering::Relaxed) {
+            problems.push("draining: the host is shutting down".to_string());
+        }
         if self.registry.loading() {
             problems.push("loading: the components folder is still being scanned".to_string());
         }
-        problems.extend(snapshot.unserved_failures().map(|f| format!("{}: failed to load: {}", f.name, f.error)));
+        problems.extend(self.supervisor.problems());
+        // The error itself (file paths included) is for operators, on the admin API.
+        let failed = snapshot.unserved_failures();
+        problems.extend(failed.map(|f| format!("{}: failed to load (the admin API says why)", f.name)));
         for c in snapshot.components.values() {
             for (interface, why) in c.unresolved() {
                 problems.push(format!("{}: import {interface} unresolved: {why}", c.name));

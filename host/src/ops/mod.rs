@@ -1,6 +1,7 @@
 //! Operating the host: its own endpoints and their small router (`endpoints`), health and
 //! readiness (`health`), the admin API (`admin`), the Prometheus metrics every layer records
-//! (`metrics`), and the services report (`report`). Serving HTTP is the http module's;
+//! (`metrics`), the services report (`report`) and the supervision of background tasks
+//! (`supervisor`). Serving HTTP is the http module's;
 //! what the reports describe is the registry's.
 
 pub(crate) mod admin;
@@ -8,3 +9,4 @@ pub(crate) mod endpoints;
 pub(crate) mod health;
 pub(crate) mod metrics;
 pub mod report;
+pub(crate) mod supervisor;

@@ -10,7 +10,6 @@ mod resolver;
 mod snapshot;
 mod watcher;
 
-pub(crate) use folder::component_name;
 pub(crate) use snapshot::{Failure, Snapshot};
 pub(crate) use watcher::watch;
 
@@ -26,6 +25,7 @@ use crate::capabilities::keyvalue::Storage;
 use crate::component::FileStamp;
 use crate::config::Config;
 use crate::ops::metrics::METRICS;
+use folder::Entry;
 
 /// What every loaded component shares.
 pub struct Shared {
@@ -66,14 +66,16 @@ impl Registry {
     /// in it, in name order) and removes components whose file is gone. A file that fails is
     /// reported and skipped; the others are served. The first rescan ends the loading phase.
     pub async fn rescan(&self, dir: &Path) -> anyhow::Result<()> {
-        let result = self.sync_folder(dir).await;
+        let result = self.catch_up(dir).await;
         self.loading.store(false, Ordering::Relaxed);
         result
     }
 
-    async fn sync_folder(&self, dir: &Path) -> anyhow::Result<()> {
+    /// Brings the registry in line with `dir`, as [`Registry::rescan`] does, without ending
+    /// the loading phase: for a watcher that restarts and may have missed changes.
+    pub(crate) async fn catch_up(&self, dir: &Path) -> anyhow::Result<()> {
         let files = folder::component_files(dir)?;
-        let present: Vec<String> = files.iter().filter_map(|p| component_name(p)).collect();
+        let present: Vec<String> = files.iter().filter_map(|p| folder::known_name(p)).collect();
         let snapshot = self.snapshot();
         let gone = snapshot.components.keys().chain(snapshot.failures.keys()).filter(|n| !present.contains(n));
         for name in gone.cloned().collect::<Vec<_>>() {
@@ -91,9 +93,14 @@ impl Registry {
     }
 
     /// Loads `path` if it is new or changed since it was last loaded (or refused), removes its
-    /// component if the file is gone, and does nothing otherwise.
+    /// component if the file is gone, and does nothing otherwise. A file whose name cannot
+    /// name a component is refused without being read.
     pub async fn sync_file(&self, path: &Path) {
-        let Some(name) = component_name(path) else { return };
+        let (name, refusal) = match folder::entry(path) {
+            Entry::Component(name) => (name, None),
+            Entry::Refused { name, why } => (name, Some(why)),
+            Entry::Other => return,
+        };
         let Some(stamp) = FileStamp::of(path) else {
             self.remove(&name).await;
             return;
@@ -101,9 +108,18 @@ impl Registry {
         let snapshot = self.snapshot();
         let loaded = snapshot.components.get(&name).is_some_and(|c| c.stamp == stamp);
         let refused = snapshot.failures.get(&name).is_some_and(|f| f.stamp == stamp);
-        if !loaded && !refused {
-            // A failure is logged and recorded in the snapshot; what was serving keeps serving.
-            let _ = self.load_file(&name, path, stamp).await;
+        if loaded || refused {
+            return;
+        }
+        // A failure is logged and recorded in the snapshot; what was serving keeps serving.
+        match refusal {
+            Some(why) => {
+                let _writer = self.writer.lock().await;
+                self.fail(&name, path, stamp, why);
+            }
+            None => {
+                let _ = self.load_file(&name, path, stamp).await;
+            }
         }
     }
 
@@ -133,7 +149,7 @@ impl Registry {
         METRICS.record_load(name, "loaded");
         tracing::info!(
             component = %name,
-            path = %path.display(),
+            ?path,
             routes = loaded.routes.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "component loaded"
@@ -161,11 +177,18 @@ impl Registry {
     /// Records a file that failed; returns the error.
     fn fail(&self, name: &str, path: &Path, stamp: FileStamp, error: String) -> String {
         METRICS.record_load(name, "failed");
-        tracing::error!(component = name, path = %path.display(), %error, "component refused");
+        // Debug formatting escapes what a file name could use to forge a log line.
+        tracing::error!(component = name, ?path, error = %one_line(&error), "component refused");
         let mut next = (*self.snapshot()).clone();
         let failure = Failure { name: name.to_string(), path: path.to_path_buf(), error: error.clone(), stamp };
         next.failures.insert(name.to_string(), failure);
         self.snapshot.store(Arc::new(next));
         error
     }
+}
+
+/// `text` on one line: control characters (newlines, escape sequences) written as escapes, so
+/// that nothing a file name or a component put in an error can forge a log line.
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }

@@ -14,10 +14,12 @@ use std::time::Duration;
 use anyhow::Context;
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
 use super::Registry;
-use super::folder::component_name;
+use super::folder::known_name;
+use crate::ops::supervisor::Supervisor;
 
 /// How long a file must be quiet before it is loaded when no close or rename says it is done.
 pub(super) const SETTLE: Duration = Duration::from_secs(2);
@@ -29,37 +31,54 @@ pub(crate) struct Watch {
     _watcher: RecommendedWatcher,
 }
 
-/// Starts watching `dir` and applying its changes to `registry`.
-pub(crate) fn watch(registry: Arc<Registry>, dir: &Path) -> anyhow::Result<Watch> {
-    let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+/// Starts watching `dir` and applying its changes to `registry`, under `supervisor`: if
+/// applying a change fails, the task restarts and first catches up with the folder.
+pub(crate) fn watch(registry: Arc<Registry>, dir: &Path, supervisor: &Arc<Supervisor>) -> anyhow::Result<Watch> {
+    let (sender, events) = tokio::sync::mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event| {
         let _ = sender.send(event);
     })
     .context("cannot watch the components folder")?;
     watcher.watch(dir, RecursiveMode::NonRecursive).with_context(|| format!("cannot watch {}", dir.display()))?;
-    tokio::spawn(async move {
-        // When each changed file is next due to be looked at.
-        let mut due: HashMap<PathBuf, Instant> = HashMap::new();
-        loop {
-            let next = due.values().min().copied();
-            tokio::select! {
-                event = events.recv() => match event {
-                    Some(Ok(event)) => schedule(&mut due, &event),
-                    Some(Err(e)) => tracing::warn!(error = %e, "watching the components folder failed"),
-                    None => return,
-                },
-                () = sleep_until(next) => {
-                    let now = Instant::now();
-                    let ready: Vec<PathBuf> = due.iter().filter(|(_, at)| **at <= now).map(|(p, _)| p.clone()).collect();
-                    for path in ready {
-                        due.remove(&path);
-                        registry.sync_file(&path).await;
-                    }
-                }
+    // A restarted task takes the same stream of events over.
+    let events = Arc::new(tokio::sync::Mutex::new(events));
+    let dir = dir.to_path_buf();
+    supervisor.spawn("watcher", move |restarts| {
+        let (registry, events, dir) = (registry.clone(), events.clone(), dir.clone());
+        async move {
+            if restarts > 0
+                && let Err(e) = registry.catch_up(&dir).await
+            {
+                tracing::warn!(error = format!("{e:#}"), "cannot rescan the components folder");
             }
+            apply(&registry, &mut *events.lock().await).await;
         }
     });
     Ok(Watch { _watcher: watcher })
+}
+
+/// Applies the folder's changes to the registry as they come, until watching stops.
+async fn apply(registry: &Registry, events: &mut UnboundedReceiver<notify::Result<notify::Event>>) {
+    // When each changed file is next due to be looked at.
+    let mut due: HashMap<PathBuf, Instant> = HashMap::new();
+    loop {
+        let next = due.values().min().copied();
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(Ok(event)) => schedule(&mut due, &event),
+                Some(Err(e)) => tracing::warn!(error = %e, "watching the components folder failed"),
+                None => return,
+            },
+            () = sleep_until(next) => {
+                let now = Instant::now();
+                let ready: Vec<PathBuf> = due.iter().filter(|(_, at)| **at <= now).map(|(p, _)| p.clone()).collect();
+                for path in ready {
+                    due.remove(&path);
+                    registry.sync_file(&path).await;
+                }
+            }
+        }
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -78,7 +97,7 @@ fn schedule(due: &mut HashMap<PathBuf, Instant>, event: &notify::Event) {
             | EventKind::Remove(_)
     );
     let wait = if finished { COALESCE } else { SETTLE };
-    for path in event.paths.iter().filter(|p| component_name(p).is_some()) {
+    for path in event.paths.iter().filter(|p| known_name(p).is_some()) {
         let at = Instant::now() + wait;
         match due.get_mut(path) {
             // A finished file is looked at soon; a file still being written waits to settle.

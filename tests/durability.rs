@@ -1,0 +1,130 @@
+//! The services' writes survive crashes: simultaneous sign-ups with one email, `kill -9`
+//! during a stream of writes, and requests cut between their two writes (a test build of
+//! the user service with crash points) followed by a `kill -9` and a restart.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::shop::{create_user, status};
+use support::{Host, Reply};
+
+#[test]
+fn simultaneous_sign_ups_with_one_email_give_exactly_one_201() {
+    let host = Host::start(&["user-service"]);
+    for round in 0..8 {
+        let email = format!("race{round}@example.com");
+        let statuses: Vec<u16> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|i| {
+                    let (host, email) = (&host, &email);
+                    s.spawn(move || {
+                        host.send(
+                            "POST",
+                            "/api/v1/users",
+                            Some(&json!({ "name": format!("Racer {i}"), "email": email })),
+                        )
+                        .status
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let created = statuses.iter().filter(|s| **s == 201).count();
+        let conflicts = statuses.iter().filter(|s| **s == 409).count();
+        assert_eq!((created, conflicts), (1, 3), "round {round}: {statuses:?}");
+    }
+    assert_eq!(host.get("/api/v1/users").json()["total"], 8);
+}
+
+#[test]
+fn every_acknowledged_write_survives_a_kill_9_and_restart() {
+    let host = Host::start(&["user-service"]);
+    let url = format!("{}/api/v1/users", host.public);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let acknowledged: Vec<(u64, String)> = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut acked = Vec::new();
+            for i in 0.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let email = format!("durable{i}@example.com");
+                let body = json!({ "name": format!("Durable {i}"), "email": email });
+                match try_post(&url, &body) {
+                    Some(reply) if reply.status == 201 => acked.push((reply.json()["id"].as_u64().unwrap(), email)),
+                    Some(_) => {}
+                    None => break, // the host is gone
+                }
+            }
+            acked
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        let mut host = host;
+        host.kill();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let acked = writer.join().unwrap();
+        let host = host.restart();
+        for (id, email) in &acked {
+            let reply = host.get(&format!("/api/v1/users/{id}"));
+            assert_eq!(reply.status, 200, "acknowledged user {id} was lost");
+            assert_eq!(reply.json()["email"], email.as_str());
+        }
+        acked
+    });
+    assert!(acknowledged.len() > 5, "the writer got only {} writes in", acknowledged.len());
+}
+
+/// A POST that returns `None` when the connection fails (the host was killed).
+fn try_post(url: &str, body: &Value) -> Option<Reply> {
+    std::panic::catch_unwind(|| support::request("POST", url, Some(body))).ok()
+}
+
+/// Starts a host whose user service is the test build with crash points, on `dir`.
+fn start_with_crash_points(dir: tempfile::TempDir) -> Host {
+    std::fs::create_dir_all(dir.path().join("components")).unwrap();
+    let crashy = support::component("testing/user-service-crash");
+    std::fs::copy(crashy, dir.path().join("components/user-service.wasm")).unwrap();
+    std::fs::write(dir.path().join("trellis.toml"), "").unwrap();
+    Host::start_in(dir)
+}
+
+/// Kills the host (as a crash would), puts the regular user service back, and restarts.
+fn crash_and_restart(mut host: Host) -> Host {
+    host.kill();
+    let dir = std::mem::replace(&mut host.dir, tempfile::tempdir().unwrap());
+    std::fs::copy(support::component("user-service"), dir.path().join("components/user-service.wasm")).unwrap();
+    Host::start_in(dir)
+}
+
+#[test]
+fn a_user_deleted_by_a_request_cut_between_its_writes_stays_deleted_and_frees_the_email() {
+    let host = start_with_crash_points(tempfile::tempdir().unwrap());
+    create_user(&host, "Ada", "ada@example.com");
+    let cut = host.send("DELETE", "/api/v1/users/1?crash=after-record", None);
+    assert_eq!(cut.status, 500, "the crash point stopped it between its writes: {}", cut.body);
+    let host = crash_and_restart(host);
+
+    assert_eq!(host.get("/api/v1/users/1").status, 404, "the deleted user stays deleted");
+    let again = create_user(&host, "Ada again", "ada@example.com");
+    assert_eq!(again["id"], 2, "the email is free for a new user: {again}");
+    assert_eq!(host.get("/api/v1/users/1").status, 404, "and signing up did not bring user 1 back");
+    assert_eq!(host.get("/api/v1/users").json()["total"], 1);
+}
+
+#[test]
+fn an_email_change_cut_between_its_writes_frees_the_old_email() {
+    let host = start_with_crash_points(tempfile::tempdir().unwrap());
+    create_user(&host, "Ada", "ada@example.com");
+    let change = json!({ "email": "ada@lovelace.org" });
+    let cut = host.send("PUT", "/api/v1/users/1?crash=after-record", Some(&change));
+    assert_eq!(cut.status, 500, "{}", cut.body);
+    let host = crash_and_restart(host);
+
+    assert_eq!(host.get("/api/v1/users/1").json()["email"], "ada@lovelace.org", "the change was stored");
+    let other = create_user(&host, "Another Ada", "ada@example.com");
+    assert_eq!(other["id"], 2, "the old email is free again: {other}");
+    let taken = host.send("POST", "/api/v1/users", Some(&json!({ "name": "X", "email": "ada@lovelace.org" })));
+    assert_eq!(status(&taken), (409, "conflict".into()), "the new email is user 1's");
+}
