@@ -1,5 +1,5 @@
-//! What the host provides to components besides WASI: `wasi:keyvalue` (durable storage) and
-//! `wasi:logging`. Each capability is the same pieces: its host implementation of the WIT,
+//! What the host provides to components besides WASI: `wasi:keyvalue` (durable storage),
+//! `wasi:logging`, and outgoing `wasi:http` limited to the origins granted (`outbound`). Each capability is the same pieces: its host implementation of the WIT,
 //! the view type that implementation runs on (borrowed from a Store's data, as
 //! `wasmtime-wasi-http` does with `WasiHttpCtxView`), and its backends. The Store data that
 //! holds the contexts, and the linker that registers them, are the runtime's.
@@ -7,3 +7,4 @@
 pub(crate) mod bindings;
 pub(crate) mod keyvalue;
 pub(crate) mod logging;
+pub(crate) mod outbound;

@@ -5,12 +5,13 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crate::component;
+use crate::config::Limits;
 use crate::discovery::{Description, Interface};
 
 /// The report on `file`; the same checks as loading it, so a bad file gets the same error.
 pub fn inspect(file: &Path) -> anyhow::Result<String> {
     let engine = wasmtime::Engine::default();
-    let compiled = component::compile(&engine, file)?;
+    let compiled = component::compile(&engine, file, Limits::default().max_component_mib)?;
     let description = Description::of(&compiled.component, &engine);
     let mut out = String::new();
     writeln!(out, "component {}", file.display())?;

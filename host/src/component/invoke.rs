@@ -47,7 +47,8 @@ impl LoadedComponent {
             warm.slot = Some(slot);
             return Ok(warm);
         }
-        let state = HostState::new(self.name.clone(), &self.limits, self.namespace.clone(), call);
+        let (namespace, outbound) = (self.namespace.clone(), self.outbound.clone());
+        let state = HostState::new(self.name.clone(), &self.limits, namespace, outbound, call);
         let mut store = new_store(self.pre.engine(), state);
         let started = Instant::now();
         let instance = self

@@ -23,6 +23,7 @@ use wasmtime::component::{Component, ComponentExportIndex, InstancePre};
 use wasmtime_wasi_http::p2::bindings::ProxyIndices;
 
 use crate::capabilities::keyvalue::Namespace;
+use crate::capabilities::outbound::Origin;
 use crate::config::Limits;
 use crate::discovery::Description;
 use crate::http::router::Route;
@@ -57,25 +58,28 @@ pub struct LoadedComponent {
     pre: InstancePre<HostState>,
     proxy: Option<ProxyIndices>,
     namespace: Namespace,
+    /// The origins it may send HTTP requests to.
+    outbound: Arc<[Origin]>,
     pool: InstancePool,
     bulkhead: Bulkhead,
 }
 
 /// What the loader hands over to make a [`LoadedComponent`].
-pub struct Parts {
-    pub name: Arc<str>,
-    pub path: PathBuf,
-    pub stamp: FileStamp,
-    pub digest: String,
-    pub description: Description,
-    pub links: Vec<Arc<Link>>,
-    pub pre: InstancePre<HostState>,
-    pub namespace: Namespace,
-    pub limits: Limits,
+pub(crate) struct Parts {
+    pub(crate) name: Arc<str>,
+    pub(crate) path: PathBuf,
+    pub(crate) stamp: FileStamp,
+    pub(crate) digest: String,
+    pub(crate) description: Description,
+    pub(crate) links: Vec<Arc<Link>>,
+    pub(crate) pre: InstancePre<HostState>,
+    pub(crate) namespace: Namespace,
+    pub(crate) outbound: Arc<[Origin]>,
+    pub(crate) limits: Limits,
 }
 
 impl LoadedComponent {
-    pub fn new(parts: Parts) -> wasmtime::Result<Self> {
+    pub(crate) fn new(parts: Parts) -> wasmtime::Result<Self> {
         let proxy = if parts.description.serves_http() { Some(ProxyIndices::new(&parts.pre)?) } else { None };
         let exports = export_index(parts.pre.component(), &parts.description);
         let id = ProviderId { name: parts.name.clone(), version: LOADS.fetch_add(1, Ordering::Relaxed) };
@@ -96,6 +100,7 @@ impl LoadedComponent {
             pre: parts.pre,
             proxy,
             namespace: parts.namespace,
+            outbound: parts.outbound,
         })
     }
 

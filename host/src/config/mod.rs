@@ -67,6 +67,12 @@ pub struct Limits {
     /// Table elements (function references) one instance may have: generous for real code,
     /// and it bounds what a guest can make the host allocate.
     pub max_table_elements: usize,
+    /// Largest component file loaded, in MiB: 256 is ten times the largest real component
+    /// here (CPython embedded, 18 MB), and keeps a stray file from being read into memory.
+    pub max_component_mib: u64,
+    /// Largest response body a component may receive from an outgoing request it was granted:
+    /// 16 MiB is above any API answer a service should hold in memory at once.
+    pub max_outbound_response_bytes: usize,
     /// Largest wasm stack, engine-wide (wasmtime sets it per engine). 512 KiB is wasmtime's
     /// default: deep enough for real code, and a runaway recursion traps quickly.
     pub max_wasm_stack_kib: usize,
@@ -86,6 +92,8 @@ impl Default for Limits {
             max_queue: 256,
             max_table_elements: 100_000,
             max_wasm_stack_kib: 512,
+            max_outbound_response_bytes: 16 * 1024 * 1024,
+            max_component_mib: 256,
         }
     }
 }
@@ -98,6 +106,9 @@ pub struct ComponentConfig {
     /// Replaces the routes the component declares (or the default `/NAME/{*rest}`), e.g.
     /// `["GET /hi", "/hello/{*rest}"]`.
     pub routes: Option<Vec<String>>,
+    /// The origins it may send HTTP requests to, e.g. `["https://api.example.com",
+    /// "http://127.0.0.1:9000"]`. None by default: outgoing HTTP is a grant, never ambient.
+    pub allowed_outbound_hosts: Vec<String>,
     pub memory_mib: Option<u64>,
     pub max_table_elements: Option<usize>,
     #[serde_as(as = "Option<DurationMilliSeconds<u64>>")]

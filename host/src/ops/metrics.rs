@@ -69,6 +69,12 @@ pub(crate) struct StorageLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct OutboundLabels {
+    pub(crate) component: String,
+    pub(crate) result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct LoadLabels {
     pub component: String,
     pub result: String,
@@ -92,6 +98,7 @@ pub(crate) struct Metrics {
     pub instantiation_duration: Family<ComponentLabels, Histogram>,
     pub storage_operations: Family<StorageLabels, Counter>,
     pub component_loads: Family<LoadLabels, Counter>,
+    pub outbound_requests: Family<OutboundLabels, Counter>,
 }
 
 /// The process-wide metrics.
@@ -161,6 +168,12 @@ impl Metrics {
                 "Component loads, by result: loaded, failed, removed",
                 Family::default(),
             ),
+            outbound_requests: registered(
+                &mut r,
+                "outbound_requests",
+                "Outgoing HTTP requests by components, by result: allowed, denied",
+                Family::default(),
+            ),
             registry: r,
         }
     }
@@ -192,6 +205,11 @@ impl Metrics {
         self.breaker_state.get_or_create(&link).set(state_number(to));
         let LinkLabels { caller, interface } = link;
         self.breaker_transitions.get_or_create(&TransitionLabels { caller, interface, to: to.as_str().into() }).inc();
+    }
+
+    pub(crate) fn record_outbound(&self, component: &str, result: &str) {
+        let labels = OutboundLabels { component: component.into(), result: result.into() };
+        self.outbound_requests.get_or_create(&labels).inc();
     }
 
     pub(crate) fn record_load(&self, component: &str, result: &str) {

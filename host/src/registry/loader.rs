@@ -11,6 +11,7 @@ use wasmtime::component::{Linker, Val};
 
 use super::Shared;
 use crate::capabilities::keyvalue::Namespace;
+use crate::capabilities::outbound::Origin;
 use crate::component::{self, FileStamp, LoadedComponent, Parts};
 use crate::discovery::{Description, ROUTES_INTERFACE};
 use crate::http::router::{Pattern, Route};
@@ -27,8 +28,8 @@ pub(super) async fn prepare(
     path: &Path,
     stamp: FileStamp,
 ) -> anyhow::Result<LoadedComponent> {
-    let (engine, file) = (shared.engine.clone(), path.to_path_buf());
-    let compiled = tokio::task::spawn_blocking(move || component::compile(&engine, &file)).await??;
+    let (engine, file, max_mib) = (shared.engine.clone(), path.to_path_buf(), shared.config.limits.max_component_mib);
+    let compiled = tokio::task::spawn_blocking(move || component::compile(&engine, &file, max_mib)).await??;
     let description = Description::of(&compiled.component, &shared.engine);
     if let Some(other) = description.other_imports.first() {
         bail!("it imports `{other}`, which is not an interface; Trellis links only interfaces");
@@ -41,6 +42,12 @@ pub(super) async fn prepare(
         }
         links.push(Link::new(name.clone(), import.clone(), shared.config.limits.max_call_depth));
     }
+    let granted = shared.config.components.get(&*name).map(|c| c.allowed_outbound_hosts.as_slice()).unwrap_or_default();
+    let outbound = granted
+        .iter()
+        .map(|origin| Origin::parse(origin))
+        .collect::<Result<Arc<[Origin]>, _>>()
+        .map_err(|why| anyhow::anyhow!("its allowed_outbound_hosts: {why}"))?;
     let linker = linker(&shared.engine, &links).map_err(anyhow::Error::from)?;
     let pre = linker.instantiate_pre(&compiled.component).map_err(|e| anyhow::anyhow!("cannot link it: {e:#}"))?;
     let mut loaded = LoadedComponent::new(Parts {
@@ -52,6 +59,7 @@ pub(super) async fn prepare(
         links,
         pre,
         namespace: Namespace::new(shared.storage.clone(), name.clone()),
+        outbound,
         limits: shared.config.limits_for(&name),
     })
     .map_err(anyhow::Error::from)?;

@@ -14,6 +14,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::fault::DeadlineExceeded;
 use crate::capabilities::keyvalue::{self, KeyValueView, Namespace};
 use crate::capabilities::logging::{self, LoggingView};
+use crate::capabilities::outbound::{Origin, Outbound};
 use crate::config::{Limits, mib};
 
 /// The context of the unit of work a Store is serving, set anew for each request or call.
@@ -57,11 +58,19 @@ pub struct HostState {
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
+    outbound: Outbound,
 }
 
 impl HostState {
-    pub(crate) fn new(component: Arc<str>, limits: &Limits, kv: Namespace, call: CallContext) -> Self {
+    pub(crate) fn new(
+        component: Arc<str>,
+        limits: &Limits,
+        kv: Namespace,
+        outbound: Arc<[Origin]>,
+        call: CallContext,
+    ) -> Self {
         let wasi = WasiCtx::builder().inherit_stdout().inherit_stderr().build();
+        let outbound = Outbound::new(component.clone(), outbound, call.deadline, limits.max_outbound_response_bytes);
         Self {
             component,
             call,
@@ -74,11 +83,13 @@ impl HostState {
             table: ResourceTable::new(),
             wasi,
             http: WasiHttpCtx::new(),
+            outbound,
         }
     }
 
     /// Sets the Store up for its next unit of work.
     pub(crate) fn begin(&mut self, call: CallContext) {
+        self.outbound.deadline = call.deadline;
         self.call = call;
         self.limiter.exceeded = false;
     }
@@ -130,6 +141,6 @@ impl WasiView for HostState {
 
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
     }
 }

@@ -20,13 +20,13 @@ use redb_backend::Scope;
 
 /// One component's part of the storage: what its Stores carry.
 #[derive(Debug, Clone)]
-pub struct Namespace {
+pub(crate) struct Namespace {
     storage: Storage,
     name: Arc<str>,
 }
 
 impl Namespace {
-    pub fn new(storage: Storage, name: Arc<str>) -> Self {
+    pub(crate) fn new(storage: Storage, name: Arc<str>) -> Self {
         Self { storage, name }
     }
 

@@ -1,0 +1,96 @@
+//! Containment: a component gets no capability it was not granted and cannot make the host
+//! read what it should not. Outgoing HTTP reaches only the origins listed for a component
+//! (never the host's own listeners unless listed), and oversized component files are
+//! refused before they are read.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::time::Duration;
+
+use support::Host;
+
+/// A one-route HTTP server on loopback that answers every request `upstream ok`.
+fn upstream() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(16) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\nconnection: close\r\n\r\nupstream ok");
+        }
+    });
+    port
+}
+
+fn metric(host: &Host, series: &str) -> f64 {
+    let metrics = host.get("/metrics").body;
+    metrics.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok()).unwrap_or(0.0)
+}
+
+#[test]
+fn outgoing_http_reaches_only_the_granted_origins_and_never_the_hosts_own_listeners() {
+    let port = upstream();
+    let config = format!("[components.hostile]\nallowed_outbound_hosts = [\"http://127.0.0.1:{port}\"]\n");
+    let host = Host::start_with(&["testing/hostile", "hello"], &config);
+    let fetch = |url: &str| host.get(&format!("/hostile/fetch?url={url}")).body;
+
+    let admin = fetch(&format!("{}/_trellis/services", host.admin));
+    assert!(admin.contains("HttpRequestDenied"), "the admin listener is out of reach: {admin}");
+    let public = fetch(&format!("{}/hello/", host.public));
+    assert!(public.contains("HttpRequestDenied"), "so is the public one: {public}");
+    let elsewhere = fetch("http://example.invalid/");
+    assert!(elsewhere.contains("HttpRequestDenied"), "and any host not listed: {elsewhere}");
+    let other_port = fetch(&format!("http://127.0.0.1:{}/", port + 1));
+    assert!(other_port.contains("HttpRequestDenied"), "a grant names the port too: {other_port}");
+    assert_eq!(host.get("/hello/").status, 200, "the neighbour answers throughout");
+
+    let granted = fetch(&format!("http://127.0.0.1:{port}/anything"));
+    assert_eq!(granted, "status 200: upstream ok");
+
+    let labels = |result: &str| format!("trellis_outbound_requests_total{{component=\"hostile\",result=\"{result}\"}}");
+    assert_eq!(metric(&host, &labels("denied")), 4.0);
+    assert_eq!(metric(&host, &labels("allowed")), 1.0);
+    let log = host.log_when(|log| log.contains("outgoing request denied"));
+    assert!(log.contains("outgoing request denied"), "denials are logged");
+}
+
+#[test]
+fn a_component_without_a_grant_has_no_outgoing_http_and_a_bad_grant_is_refused_by_name() {
+    let host = Host::start_with(&["testing/hostile"], "[components.other]\nallowed_outbound_hosts = []\n");
+    let port = upstream();
+    let reply = host.get(&format!("/hostile/fetch?url=http://127.0.0.1:{port}/"));
+    assert!(reply.body.contains("HttpRequestDenied"), "nothing is granted by default: {}", reply.body);
+    drop(host);
+
+    let host = Host::start_with(&["testing/hostile"], "[components.hostile]\nallowed_outbound_hosts = [\"ftp://x\"]\n");
+    let failed = host.services().failed;
+    assert!(failed[0].error.contains("allowed_outbound_hosts") && failed[0].error.contains("ftp"), "{failed:?}");
+}
+
+#[test]
+fn a_component_file_over_the_size_limit_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let components = dir.path().join("components");
+    std::fs::create_dir(&components).unwrap();
+    std::fs::copy(support::component("hello"), components.join("hello.wasm")).unwrap();
+    // 300 MiB, sparse: a real component's header, then nothing written.
+    let header = std::fs::read(support::component("hello")).unwrap()[..8].to_vec();
+    let big = std::fs::File::create(components.join("big.wasm")).unwrap();
+    (&big).write_all(&header).unwrap();
+    big.set_len(300 * 1024 * 1024).unwrap();
+    std::fs::write(dir.path().join("trellis.toml"), "").unwrap();
+    let started = std::time::Instant::now();
+    let host = Host::start_in(dir);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(host.get("/hello/").status, 200);
+    let failed = host.services().failed;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].error.contains("over the limit") && failed[0].error.contains("max_component_mib"), "{failed:?}");
+}
