@@ -94,3 +94,23 @@ fn a_component_file_over_the_size_limit_is_refused_before_it_is_read() {
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(failed[0].error.contains("over the limit") && failed[0].error.contains("max_component_mib"), "{failed:?}");
 }
+
+#[test]
+fn guest_output_is_logged_escaped_and_rate_limited_without_slowing_anyone() {
+    let host = Host::start_with(&["testing/hostile", "hello"], "[limits]\nguest_log_lines_per_second = 50\n");
+    assert_eq!(host.get("/hostile/shout?lines=3").body, "shouted 3");
+    let log = host.log_when(|log| log.contains("shout 2") && log.contains("complaint"));
+    let shout = log.lines().find(|l| l.contains("shout 0")).unwrap_or_else(|| panic!("stdout is logged:\n{log}"));
+    assert!(shout.contains("hostile") && shout.contains("guest"), "tagged with the component: {shout}");
+    assert!(!log.contains('\u{1b}'), "no escape sequence reaches the log:\n{log}");
+    assert!(shout.contains("\\u{1b}[2J"), "it is written escaped: {shout}");
+
+    let started = std::time::Instant::now();
+    assert_eq!(host.get("/hostile/shout?lines=20000").body, "shouted 20000");
+    assert!(started.elapsed() < Duration::from_secs(5), "a flood does not block: {:?}", started.elapsed());
+    assert_eq!(host.get("/hello/").status, 200);
+    let dropped = metric(&host, "trellis_guest_log_lines_dropped_total{component=\"hostile\"}");
+    assert!(dropped > 19_000.0, "the flood was dropped and counted: {dropped}");
+    let logged = host.log().lines().filter(|l| l.contains("shout ")).count();
+    assert!(logged < 500, "at most the burst and the rate got through: {logged}");
+}

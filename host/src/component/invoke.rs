@@ -48,7 +48,7 @@ impl LoadedComponent {
             return Ok(warm);
         }
         let (namespace, outbound) = (self.namespace.clone(), self.outbound.clone());
-        let state = HostState::new(self.name.clone(), &self.limits, namespace, outbound, call);
+        let state = HostState::new(self.name.clone(), &self.limits, namespace, outbound, self.log.clone(), call);
         let mut store = new_store(self.pre.engine(), state);
         let started = Instant::now();
         let instance = self

@@ -23,6 +23,7 @@ use wasmtime::component::{Component, ComponentExportIndex, InstancePre};
 use wasmtime_wasi_http::p2::bindings::ProxyIndices;
 
 use crate::capabilities::keyvalue::Namespace;
+use crate::capabilities::logging::GuestLog;
 use crate::capabilities::outbound::Origin;
 use crate::config::Limits;
 use crate::discovery::Description;
@@ -60,6 +61,8 @@ pub struct LoadedComponent {
     namespace: Namespace,
     /// The origins it may send HTTP requests to.
     outbound: Arc<[Origin]>,
+    /// Where its output goes, at its rate.
+    log: GuestLog,
     pool: InstancePool,
     bulkhead: Bulkhead,
 }
@@ -83,6 +86,7 @@ impl LoadedComponent {
         let proxy = if parts.description.serves_http() { Some(ProxyIndices::new(&parts.pre)?) } else { None };
         let exports = export_index(parts.pre.component(), &parts.description);
         let id = ProviderId { name: parts.name.clone(), version: LOADS.fetch_add(1, Ordering::Relaxed) };
+        let log = GuestLog::new(parts.name.clone(), parts.limits.guest_log_lines_per_second);
         Ok(Self {
             name: parts.name,
             id,
@@ -101,6 +105,7 @@ impl LoadedComponent {
             proxy,
             namespace: parts.namespace,
             outbound: parts.outbound,
+            log,
         })
     }
 

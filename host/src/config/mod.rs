@@ -67,6 +67,10 @@ pub struct Limits {
     /// Table elements (function references) one instance may have: generous for real code,
     /// and it bounds what a guest can make the host allocate.
     pub max_table_elements: usize,
+    /// Lines a second a component may log (stdout, stderr and `wasi:logging` together), with
+    /// bursts of twice that: plenty for a service's own logging, and a flood costs the host
+    /// nothing but a counter (`trellis_guest_log_lines_dropped_total`).
+    pub guest_log_lines_per_second: u32,
     /// Largest component file loaded, in MiB: 256 is ten times the largest real component
     /// here (CPython embedded, 18 MB), and keeps a stray file from being read into memory.
     pub max_component_mib: u64,
@@ -94,6 +98,7 @@ impl Default for Limits {
             max_wasm_stack_kib: 512,
             max_outbound_response_bytes: 16 * 1024 * 1024,
             max_component_mib: 256,
+            guest_log_lines_per_second: 100,
         }
     }
 }

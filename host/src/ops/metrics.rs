@@ -99,6 +99,7 @@ pub(crate) struct Metrics {
     pub storage_operations: Family<StorageLabels, Counter>,
     pub component_loads: Family<LoadLabels, Counter>,
     pub outbound_requests: Family<OutboundLabels, Counter>,
+    pub guest_log_dropped: Family<ComponentLabels, Counter>,
 }
 
 /// The process-wide metrics.
@@ -174,6 +175,12 @@ impl Metrics {
                 "Outgoing HTTP requests by components, by result: allowed, denied",
                 Family::default(),
             ),
+            guest_log_dropped: registered(
+                &mut r,
+                "guest_log_lines_dropped",
+                "Guest log lines dropped by the per-component rate limit",
+                Family::default(),
+            ),
             registry: r,
         }
     }
@@ -210,6 +217,10 @@ impl Metrics {
     pub(crate) fn record_outbound(&self, component: &str, result: &str) {
         let labels = OutboundLabels { component: component.into(), result: result.into() };
         self.outbound_requests.get_or_create(&labels).inc();
+    }
+
+    pub(crate) fn record_guest_log_dropped(&self, component: &str) {
+        self.guest_log_dropped.get_or_create(&ComponentLabels { component: component.into() }).inc();
     }
 
     pub(crate) fn record_load(&self, component: &str, result: &str) {

@@ -24,6 +24,7 @@ use crate::breaker::Clock;
 use crate::capabilities::keyvalue::Storage;
 use crate::component::FileStamp;
 use crate::config::Config;
+use crate::ops::escape::one_line;
 use crate::ops::metrics::METRICS;
 use folder::Entry;
 
@@ -185,10 +186,4 @@ impl Registry {
         self.snapshot.store(Arc::new(next));
         error
     }
-}
-
-/// `text` on one line: control characters (newlines, escape sequences) written as escapes, so
-/// that nothing a file name or a component put in an error can forge a log line.
-fn one_line(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }

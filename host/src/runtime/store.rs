@@ -13,7 +13,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::fault::DeadlineExceeded;
 use crate::capabilities::keyvalue::{self, KeyValueView, Namespace};
-use crate::capabilities::logging::{self, LoggingView};
+use crate::capabilities::logging::{self, GuestLog, LoggingView};
 use crate::capabilities::outbound::{Origin, Outbound};
 use crate::config::{Limits, mib};
 
@@ -51,7 +51,6 @@ impl ResourceLimiter for MemoryLimiter {
 
 /// The data of one Store.
 pub struct HostState {
-    pub(crate) component: Arc<str>,
     pub call: CallContext,
     pub(crate) limiter: MemoryLimiter,
     kv: Namespace,
@@ -59,6 +58,7 @@ pub struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     outbound: Outbound,
+    log: GuestLog,
 }
 
 impl HostState {
@@ -67,12 +67,13 @@ impl HostState {
         limits: &Limits,
         kv: Namespace,
         outbound: Arc<[Origin]>,
+        log: GuestLog,
         call: CallContext,
     ) -> Self {
-        let wasi = WasiCtx::builder().inherit_stdout().inherit_stderr().build();
-        let outbound = Outbound::new(component.clone(), outbound, call.deadline, limits.max_outbound_response_bytes);
+        // No files, environment, arguments or sockets: only what is granted elsewhere.
+        let wasi = WasiCtx::builder().stdout(log.stream("stdout")).stderr(log.stream("stderr")).build();
+        let outbound = Outbound::new(component, outbound, call.deadline, limits.max_outbound_response_bytes);
         Self {
-            component,
             call,
             limiter: MemoryLimiter {
                 max_memory: mib(limits.memory_mib),
@@ -84,6 +85,7 @@ impl HostState {
             wasi,
             http: WasiHttpCtx::new(),
             outbound,
+            log,
         }
     }
 
@@ -104,7 +106,7 @@ impl HostState {
     }
 
     fn logging(&mut self) -> LoggingView<'_> {
-        LoggingView { component: &self.component, correlation_id: &self.call.correlation_id }
+        LoggingView { log: &self.log, correlation_id: &self.call.correlation_id }
     }
 }
 

@@ -2,6 +2,8 @@
 //!
 //! - `fetch?url=http://HOST:PORT/PATH`: an outgoing GET; answers `status N: BODY` or
 //!   `error: CODE` with the `wasi:http` error the host gave.
+//! - `shout?lines=N`: writes N lines to stdout, each with a terminal escape sequence in it,
+//!   and one to stderr; answers `shouted N`.
 
 use guest_http::{Answer, Request, Response};
 use wasip2::http::outgoing_handler;
@@ -23,6 +25,14 @@ fn route(request: Request) -> Answer {
         Some("fetch") => {
             let url = request.query_param("url").ok_or_else(|| Response::error(400, "bad", "url= is required"))?;
             Ok(Response::text(200, fetch(url)))
+        }
+        Some("shout") => {
+            let lines: u32 = request.query_param("lines").and_then(|n| n.parse().ok()).unwrap_or(1);
+            for i in 0..lines {
+                println!("shout {i} \u{1b}[2J\u{1b}[31mred");
+            }
+            eprintln!("complaint");
+            Ok(Response::text(200, format!("shouted {lines}")))
         }
         _ => Err(Response::not_found(&request.path)),
     }
