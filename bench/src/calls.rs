@@ -44,8 +44,7 @@ async fn main() -> anyhow::Result<()> {
         std::fs::copy(&source, components.join(format!("{name}.wasm")))?;
     }
     let config = Config::default();
-    let runtime =
-        Runtime::new(config.max_memory_bytes(), config.limits.max_wasm_stack_kib * 1024, &work.path().join("cache"))?;
+    let runtime = Runtime::new(&config, &work.path().join("cache"))?;
     let storage = Storage::open(&work.path().join("store.redb"))?;
     let shared = Arc::new(Shared { engine: runtime.engine.clone(), config, storage, clock: Arc::new(SystemClock) });
     let registry = Registry::new(shared);

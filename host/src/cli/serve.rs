@@ -42,8 +42,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read the components folder {}", settings.components.display()))?;
     let data = &settings.data;
     std::fs::create_dir_all(data).with_context(|| format!("cannot create the data folder {}", data.display()))?;
-    let max_stack = config.limits.max_wasm_stack_kib * 1024;
-    let runtime = Runtime::new(config.max_memory_bytes(), max_stack, &data.join("cache"))?;
+    let runtime = Runtime::new(&config, &data.join("cache"))?;
     let storage = Storage::open(&data.join("store.redb")).context("cannot open the storage")?;
     let shared = Arc::new(Shared { engine: runtime.engine.clone(), config, storage, clock: Arc::new(SystemClock) });
     let registry = Arc::new(Registry::new(shared));

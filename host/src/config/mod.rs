@@ -151,6 +151,14 @@ impl Config {
         limits
     }
 
+    /// The largest table any component may have, which sizes the engine's pool.
+    pub fn max_table_elements(&self) -> usize {
+        self.components
+            .keys()
+            .map(|c| self.limits_for(c).max_table_elements)
+            .fold(self.limits.max_table_elements, usize::max)
+    }
+
     /// The largest linear memory any component may have, which sizes the engine's pool.
     pub fn max_memory_bytes(&self) -> usize {
         let largest =

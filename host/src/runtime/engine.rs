@@ -22,6 +22,13 @@ const ASYNC_STACK_HEADROOM: usize = 1024 * 1024;
 /// virtual address space only; 1,000 is wasmtime's default and far above what two cores serve.
 const POOL_INSTANCES: u32 = 1000;
 
+/// What one component instance may take of the shared pool, so that no component can take
+/// it from the others: generous for real components (CPython embedded uses a handful of
+/// each), small next to the pool's totals.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+const MEMORIES_PER_COMPONENT: u32 = 8;
+const TABLES_PER_COMPONENT: u32 = 32;
+
 /// The engine plus the ticker that drives its epochs; the ticker stops when this is dropped.
 pub struct Runtime {
     pub engine: Engine,
@@ -29,10 +36,11 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Builds the engine. `max_memory` is the largest linear memory any component may be
-    /// allowed (per-component limits are lower or equal), `max_stack` the wasm stack limit
-    /// (engine-wide in wasmtime 48), and `cache_dir` holds compiled code.
-    pub fn new(max_memory: usize, max_stack: usize, cache_dir: &Path) -> anyhow::Result<Self> {
+    /// Builds the engine for `settings`: the pool sized for the largest memory and table any
+    /// component may have (per-component limits are lower or equal), the wasm stack limit
+    /// (engine-wide in wasmtime 48); `cache_dir` holds compiled code.
+    pub fn new(settings: &crate::config::Config, cache_dir: &Path) -> anyhow::Result<Self> {
+        let (max_memory, max_stack) = (settings.max_memory_bytes(), settings.limits.max_wasm_stack_kib * 1024);
         let mut config = Config::new();
         config.wasm_component_model(true);
         // Calls between components enter another Store from inside a host function; wasmtime 48
@@ -49,6 +57,11 @@ impl Runtime {
             .total_memories(POOL_INSTANCES * 2)
             .total_tables(POOL_INSTANCES * 4)
             .total_stacks(POOL_INSTANCES)
+            .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+            .max_memories_per_component(MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(TABLES_PER_COMPONENT)
+            // What `limits.max_table_elements` allows is what the pool makes room for.
+            .table_elements(settings.max_table_elements())
             .max_memory_size(max_memory);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
 

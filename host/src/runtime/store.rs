@@ -28,24 +28,39 @@ pub struct CallContext {
     pub correlation_id: Arc<str>,
 }
 
-/// Denies memory growth past the component's limit, and remembers that it did so the
+/// Denies growth past the component's limits, counted over the whole instance (all its
+/// linear memories together, all its tables together: a component of several core instances
+/// gets the limit once, not once per memory), and remembers a denied memory growth so the
 /// resulting trap can be reported as out of memory.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct MemoryLimiter {
     max_memory: usize,
     max_table_elements: usize,
+    /// Bytes of every linear memory of the instance.
+    memory_used: usize,
+    /// Elements of every table of the instance.
+    table_used: usize,
     pub(crate) exceeded: bool,
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let allowed = desired <= self.max_memory;
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.memory_used.saturating_sub(current).saturating_add(desired);
+        let allowed = total <= self.max_memory;
+        if allowed {
+            self.memory_used = total;
+        }
         self.exceeded |= !allowed;
         Ok(allowed)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= self.max_table_elements)
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.table_used.saturating_sub(current).saturating_add(desired);
+        let allowed = total <= self.max_table_elements;
+        if allowed {
+            self.table_used = total;
+        }
+        Ok(allowed)
     }
 }
 
@@ -78,7 +93,7 @@ impl HostState {
             limiter: MemoryLimiter {
                 max_memory: mib(limits.memory_mib),
                 max_table_elements: limits.max_table_elements,
-                exceeded: false,
+                ..MemoryLimiter::default()
             },
             kv,
             table: ResourceTable::new(),
@@ -144,5 +159,22 @@ impl WasiView for HostState {
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_limit_counts_every_memory_of_the_instance_together() {
+        let mut limiter = MemoryLimiter { max_memory: 100, max_table_elements: 10, ..MemoryLimiter::default() };
+        assert!(limiter.memory_growing(0, 60, None).unwrap(), "a first memory of 60");
+        assert!(!limiter.memory_growing(0, 60, None).unwrap(), "a second of 60 would make 120");
+        assert!(limiter.exceeded);
+        assert!(limiter.memory_growing(0, 40, None).unwrap(), "40 more fits exactly");
+        assert!(!limiter.memory_growing(60, 61, None).unwrap(), "and then nothing grows");
+        assert!(limiter.table_growing(0, 6, None).unwrap());
+        assert!(!limiter.table_growing(0, 6, None).unwrap(), "tables are counted together too");
     }
 }
