@@ -114,3 +114,28 @@ fn guest_output_is_logged_escaped_and_rate_limited_without_slowing_anyone() {
     let logged = host.log().lines().filter(|l| l.contains("shout ")).count();
     assert!(logged < 500, "at most the burst and the rate got through: {logged}");
 }
+
+#[test]
+fn a_component_stalling_in_its_load_time_export_is_refused_alone_while_the_rest_loads_and_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let components = dir.path().join("components");
+    std::fs::create_dir(&components).unwrap();
+    for name in ["testing/slow-routes", "hello"] {
+        let source = support::component(name);
+        std::fs::copy(&source, components.join(source.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(dir.path().join("trellis.toml"), "").unwrap();
+    let mut host = Host::launch(dir, &[]);
+    // While slow-routes stalls (for 5 s, the load-time deadline), the rest is served.
+    support::eventually(Duration::from_secs(4), "hello served while loading", || host.get("/hello/").status == 200);
+    assert_eq!(host.get("/health/ready").json()["status"], "loading");
+    let started = std::time::Instant::now();
+    assert_eq!(host.admin_send("POST", "/_trellis/breakers/reset", None).status, 400, "the admin API answers");
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    host.wait_until_loaded();
+    let failed = host.services().failed;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].name == "slow-routes" && failed[0].error.contains("deadline"), "{failed:?}");
+    assert_eq!(host.get("/hello/").status, 200);
+}

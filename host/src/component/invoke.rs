@@ -36,6 +36,7 @@ impl LoadedComponent {
     /// An instance for one unit of work, once the bulkhead has room: a warm one if any is
     /// idle, else a fresh one.
     async fn checkout(&self, call: CallContext) -> Result<Warm, Fault> {
+        let deadline = call.deadline;
         let slot = self
             .bulkhead
             .enter(call.deadline)
@@ -51,11 +52,11 @@ impl LoadedComponent {
         let state = HostState::new(self.name.clone(), &self.limits, namespace, outbound, self.log.clone(), call);
         let mut store = new_store(self.pre.engine(), state);
         let started = Instant::now();
-        let instance = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| Fault::Instantiation { component: self.name.to_string(), reason: reason(&e) })?;
+        let instantiated = tokio::time::timeout_at(deadline.into(), self.pre.instantiate_async(&mut store)).await;
+        let failed = |reason: String| Fault::Instantiation { component: self.name.to_string(), reason };
+        let instance = instantiated
+            .map_err(|_| failed("it did not finish before the deadline".into()))?
+            .map_err(|e| failed(reason(&e)))?;
         let labels = ComponentLabels { component: self.name.to_string() };
         METRICS.instantiation_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
         Ok(Warm { store, instance, slot: Some(slot), proxy: None, _alive: Alive::new(&self.name) })

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
+use futures::StreamExt;
 
 use crate::breaker::Clock;
 use crate::capabilities::keyvalue::Storage;
@@ -27,6 +28,10 @@ use crate::config::Config;
 use crate::ops::escape::one_line;
 use crate::ops::metrics::METRICS;
 use folder::Entry;
+
+/// Files loaded at once by a scan: compiling is CPU-bound (two cores here), but a load can
+/// also wait, for a guest's load-time export or a large file's read.
+const CONCURRENT_LOADS: usize = 4;
 
 /// What every loaded component shares.
 pub struct Shared {
@@ -82,9 +87,9 @@ impl Registry {
         for name in gone.cloned().collect::<Vec<_>>() {
             self.remove(&name).await;
         }
-        for path in files {
-            self.sync_file(&path).await;
-        }
+        // Files load side by side: one that is slow to load (a large one, or a guest stalling
+        // at load time) does not hold the others back.
+        futures::stream::iter(&files).for_each_concurrent(CONCURRENT_LOADS, |path| self.sync_file(path)).await;
         for component in self.snapshot().components.values() {
             for (import, why) in component.unresolved() {
                 tracing::warn!(caller = &*component.name, import, reason = %why, "import unresolved");
@@ -127,10 +132,13 @@ impl Registry {
     /// Loads (or replaces) component `name` from `path`, as it was at `stamp`. On failure the
     /// error is logged and recorded, and whatever was serving under that name keeps serving.
     async fn load_file(&self, name: &str, path: &Path, stamp: FileStamp) -> Result<(), String> {
-        let _writer = self.writer.lock().await;
         let started = Instant::now();
         let shared = &self.shared;
-        let loaded = match loader::prepare(shared, name, path, stamp).await {
+        // Compiling, instantiating and asking the component for its routes happen outside the
+        // writer lock: nothing a guest does while loading holds up other loads or removals.
+        let prepared = loader::prepare(shared, name, path, stamp).await;
+        let _writer = self.writer.lock().await;
+        let loaded = match prepared {
             Ok(loaded) => Arc::new(loaded),
             Err(e) => return Err(self.fail(name, path, stamp, format!("{e:#}"))),
         };
@@ -175,7 +183,7 @@ impl Registry {
         removed
     }
 
-    /// Records a file that failed; returns the error.
+    /// Records a file that failed; returns the error. The caller holds the writer lock.
     fn fail(&self, name: &str, path: &Path, stamp: FileStamp, error: String) -> String {
         METRICS.record_load(name, "failed");
         // Debug formatting escapes what a file name could use to forge a log line.
