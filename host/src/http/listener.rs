@@ -50,10 +50,8 @@ pub(crate) async fn run(
     drain_for: Duration,
 ) -> anyhow::Result<()> {
     let graceful = GracefulShutdown::new();
-    let public_budget = services.limits.max_connections;
-    let admin_budget = services.limits.max_admin_connections;
-    let public_loop = accept_loop(services.clone(), public, Listener::Public, public_budget, &graceful);
-    let admin_loop = accept_loop(services.clone(), admin, Listener::Admin, admin_budget, &graceful);
+    let public_loop = accept_loop(services.clone(), public, Listener::Public, &graceful);
+    let admin_loop = accept_loop(services.clone(), admin, Listener::Admin, &graceful);
     tokio::select! {
         result = public_loop => result?,
         result = admin_loop => result?,
@@ -69,15 +67,18 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// Accepts connections while fewer than `budget` are open, each served until it ends, its
-/// client overstays a timeout, or draining closes it.
+/// Accepts connections while fewer than the listener's budget are open, each served until it
+/// ends, its client overstays a timeout, or draining closes it.
 async fn accept_loop(
     services: Arc<Services>,
     listener: TcpListener,
     kind: Listener,
-    budget: usize,
     graceful: &GracefulShutdown,
 ) -> anyhow::Result<()> {
+    let budget = match kind {
+        Listener::Public => services.limits.max_connections,
+        Listener::Admin => services.limits.max_admin_connections,
+    };
     let open = Arc::new(Semaphore::new(budget));
     loop {
         let slot = open.clone().acquire_owned().await?;
