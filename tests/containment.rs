@@ -139,3 +139,31 @@ fn a_component_stalling_in_its_load_time_export_is_refused_alone_while_the_rest_
     assert!(failed[0].name == "slow-routes" && failed[0].error.contains("deadline"), "{failed:?}");
     assert_eq!(host.get("/hello/").status, 200);
 }
+
+#[test]
+fn concurrent_deep_chains_of_nested_calls_finish_or_fail_fast_but_never_wait_for_the_deadline() {
+    // Each chain holds one instance per level while it waits for the next: 8 chains of 16
+    // levels need 128 instances of `chain`, twice its bulkhead.
+    let host =
+        Host::start_with(&["testing/chain", "hello"], "[limits]\nrequest_timeout = 20000\ncall_timeout = 20000\n");
+    let started = std::time::Instant::now();
+    let chains: Vec<_> = (0..8)
+        .map(|_| {
+            let url = format!("{}/chain/15", host.public);
+            std::thread::spawn(move || support::request("GET", &url, None))
+        })
+        .collect();
+    let replies: Vec<_> = chains.into_iter().map(|c| c.join().unwrap()).collect();
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(10), "no chain waited for the 20 s deadline: {elapsed:?}");
+    for reply in &replies {
+        match reply.status {
+            200 => assert_eq!(reply.body, "15"),
+            503 => assert!(reply.body.contains("do not wait"), "a fast, named refusal: {}", reply.body),
+            other => panic!("unexpected {other}: {}", reply.body),
+        }
+    }
+    assert!(replies.iter().any(|r| r.status == 200), "the bulkhead's room is used, not refused outright");
+    assert_eq!(host.get("/hello/").status, 200, "a neighbour answers throughout");
+    assert_eq!(host.get("/chain/15").body, "15", "and a chain alone finishes");
+}

@@ -37,11 +37,8 @@ impl LoadedComponent {
     /// idle, else a fresh one.
     async fn checkout(&self, call: CallContext) -> Result<Warm, Fault> {
         let deadline = call.deadline;
-        let slot = self
-            .bulkhead
-            .enter(call.deadline)
-            .await
-            .map_err(|why| Fault::Busy(format!("component '{}' is busy: {why}", self.name)))?;
+        let slot = if call.depth > 0 { self.bulkhead.enter_nested() } else { self.bulkhead.enter(deadline).await };
+        let slot = slot.map_err(|why| Fault::Busy(format!("component '{}' is busy: {why}", self.name)))?;
         if let Some(mut warm) = self.pool.take() {
             warm.store.data_mut().begin(call);
             warm.store.set_epoch_deadline(1);

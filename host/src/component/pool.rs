@@ -74,9 +74,15 @@ impl InstancePool {
     }
 }
 
-/// At most `max_instances` busy instances; at most `max_queue` callers waiting for one.
+/// At most `max_instances` busy instances. Top-level work (requests, load-time exports) may
+/// take three quarters of them and wait, at most `max_queue` callers at a time, until the
+/// deadline. Nested calls (from another component) never wait: a chain of calls holds its
+/// slots while it waits for the next level, so a waiting nested call could wait on slots its
+/// own chain (or a chain waiting on it) holds. They take a place at once, first from the
+/// quarter top-level work cannot take, or fail fast.
 pub(super) struct Bulkhead {
-    slots: Arc<Semaphore>,
+    open: Arc<Semaphore>,
+    nested: Arc<Semaphore>,
     waiting: AtomicUsize,
     max_instances: usize,
     max_queue: usize,
@@ -93,13 +99,20 @@ impl Drop for Waiting<'_> {
 
 impl Bulkhead {
     pub(super) fn new(max_instances: usize, max_queue: usize) -> Self {
-        Self { slots: Arc::new(Semaphore::new(max_instances)), waiting: AtomicUsize::new(0), max_instances, max_queue }
+        let reserved = max_instances / 4;
+        Self {
+            open: Arc::new(Semaphore::new(max_instances - reserved)),
+            nested: Arc::new(Semaphore::new(reserved)),
+            waiting: AtomicUsize::new(0),
+            max_instances,
+            max_queue,
+        }
     }
 
-    /// A place: at once if one is free, after a wait (bounded by `deadline`) if the queue has
-    /// room, and otherwise not at all, with the reason.
+    /// A place for top-level work: at once if one is free, after a wait (bounded by
+    /// `deadline`) if the queue has room, and otherwise not at all, with the reason.
     pub(super) async fn enter(&self, deadline: std::time::Instant) -> Result<OwnedSemaphorePermit, String> {
-        if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+        if let Ok(slot) = self.open.clone().try_acquire_owned() {
             return Ok(slot);
         }
         let busy = |why: &str| format!("{why} ({} instances busy)", self.max_instances);
@@ -108,9 +121,53 @@ impl Bulkhead {
             return Err(busy("its queue is full"));
         }
         let _waiting = Waiting(&self.waiting);
-        match tokio::time::timeout_at(deadline.into(), self.slots.clone().acquire_owned()).await {
+        match tokio::time::timeout_at(deadline.into(), self.open.clone().acquire_owned()).await {
             Ok(Ok(slot)) => Ok(slot),
             _ => Err(busy("no instance freed up before the deadline")),
         }
+    }
+
+    /// A place for a nested call, at once or not at all.
+    pub(super) fn enter_nested(&self) -> Result<OwnedSemaphorePermit, String> {
+        let slot = self.nested.clone().try_acquire_owned().or_else(|_| self.open.clone().try_acquire_owned());
+        slot.map_err(|_| {
+            format!(
+                "all {} instances are busy, and nested calls do not wait (a chain could wait on itself)",
+                self.max_instances
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[tokio::test]
+    async fn nested_calls_take_the_reserve_and_fail_fast_when_everything_is_busy() {
+        let bulkhead = Bulkhead::new(4, 8);
+        let soon = Instant::now() + Duration::from_millis(50);
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(bulkhead.enter(soon).await.unwrap());
+        }
+        assert!(bulkhead.enter(soon).await.unwrap_err().contains("before the deadline"), "top level gets 3 of 4");
+        held.push(bulkhead.enter_nested().expect("the reserved place"));
+        let started = Instant::now();
+        assert!(bulkhead.enter_nested().unwrap_err().contains("do not wait"));
+        assert!(started.elapsed() < Duration::from_millis(10), "fails at once");
+        held.pop();
+        held.pop();
+        bulkhead.enter_nested().expect("a freed place of either kind");
+    }
+
+    #[tokio::test]
+    async fn a_bulkhead_of_fewer_than_four_keeps_no_reserve() {
+        let bulkhead = Bulkhead::new(1, 0);
+        let held = bulkhead.enter(Instant::now()).await.unwrap();
+        assert!(bulkhead.enter_nested().is_err());
+        drop(held);
+        bulkhead.enter_nested().unwrap();
     }
 }

@@ -60,8 +60,10 @@ pub struct Limits {
     pub max_idle_instances: usize,
     /// Instances of one component busy at once (the bulkhead): one component cannot take
     /// every instance slot and core from the others. 64 is far above what two cores serve.
+    /// A quarter is kept for nested calls (calls from other components), which never wait:
+    /// when none is free they fail at once, so chains of calls cannot wait on each other.
     pub max_instances: usize,
-    /// Requests or calls that may wait for a busy component; beyond that the caller is told
+    /// Requests that may wait for a busy component; beyond that the caller is told
     /// "unavailable" at once instead of queueing.
     pub max_queue: usize,
     /// Table elements (function references) one instance may have: generous for real code,

@@ -2,10 +2,13 @@
 //!
 //! Patterns are `/literal/{param}/...`, optionally ending in `{*rest}`. The most specific
 //! pattern wins: compared segment by segment, a literal beats a `{param}`, which beats a
-//! `{*rest}`; then the longer pattern wins. Routes come from the components (the
-//! `trellis:http/routes` export), the default `/NAME/{*rest}` rule, or the config file.
+//! `{*rest}`, and an exact match beats a `{*rest}` that matches nothing. Routes come from the
+//! components (the `trellis:http/routes` export), the default `/NAME/{*rest}` rule, or the
+//! config file. The table is a tree with a level per segment: a component with tens of
+//! thousands of routes costs the host a tree of that size, and a lookup still walks only the
+//! request's own segments.
 
-use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::fmt;
 
 use http::Method;
@@ -16,24 +19,6 @@ enum Segment {
     Literal(String),
     Param(String),
     Rest(String),
-}
-
-impl Segment {
-    fn rank(&self) -> u8 {
-        match self {
-            Segment::Literal(_) => 2,
-            Segment::Param(_) => 1,
-            Segment::Rest(_) => 0,
-        }
-    }
-
-    /// Two segments that accept exactly the same inputs, whatever their param names.
-    fn same_shape(&self, other: &Segment) -> bool {
-        match (self, other) {
-            (Segment::Literal(a), Segment::Literal(b)) => a == b,
-            (a, b) => a.rank() == b.rank(),
-        }
-    }
 }
 
 /// A parsed route pattern such as `/api/v1/users/{id}`.
@@ -96,22 +81,6 @@ impl Pattern {
         }
         (path.len() == self.segments.len()).then_some(params)
     }
-
-    /// Most specific first.
-    fn specificity(&self, other: &Pattern) -> Ordering {
-        for (a, b) in self.segments.iter().zip(&other.segments) {
-            match b.rank().cmp(&a.rank()) {
-                Ordering::Equal => {}
-                unequal => return unequal,
-            }
-        }
-        other.segments.len().cmp(&self.segments.len())
-    }
-
-    fn same_shape(&self, other: &Pattern) -> bool {
-        self.segments.len() == other.segments.len()
-            && self.segments.iter().zip(&other.segments).all(|(a, b)| a.same_shape(b))
-    }
 }
 
 impl fmt::Display for Pattern {
@@ -143,12 +112,12 @@ impl Route {
         Ok(Self { method, pattern: Pattern::parse(pattern)?, component: component.to_string() })
     }
 
-    fn overlaps(&self, other: &Route) -> bool {
-        let methods_overlap = match (&self.method, &other.method) {
+    /// Whether two routes of the same shape would answer the same requests.
+    fn methods_overlap(&self, other: &Route) -> bool {
+        match (&self.method, &other.method) {
             (Some(a), Some(b)) => a == b,
             _ => true,
-        };
-        methods_overlap && self.pattern.same_shape(&other.pattern)
+        }
     }
 
     fn describe(&self) -> String {
@@ -167,19 +136,68 @@ pub enum Lookup<'a> {
     NotFound,
 }
 
-/// The route table of every loaded component, kept sorted most specific first.
+/// The route table of every loaded component: a tree with one level per path segment, so
+/// adding a route and looking up a path cost the depth of the path, not the number of routes.
 #[derive(Debug, Default, Clone)]
 pub struct Router {
+    root: Node,
+}
+
+/// The patterns that share one shape up to here. `routes` are those that end here: one
+/// for any method, or one per method.
+#[derive(Debug, Default, Clone)]
+struct Node {
+    literals: HashMap<String, Node>,
+    param: Option<Box<Node>>,
+    /// Patterns ending in `{*rest}` at this level.
+    rest: Vec<Route>,
     routes: Vec<Route>,
+}
+
+impl Node {
+    /// The routes of patterns shaped like `pattern`, made if missing.
+    fn routes_mut(&mut self, pattern: &Pattern) -> &mut Vec<Route> {
+        let mut node = self;
+        for segment in &pattern.segments {
+            node = match segment {
+                Segment::Literal(lit) => node.literals.entry(lit.clone()).or_default(),
+                Segment::Param(_) => node.param.get_or_insert_default(),
+                Segment::Rest(_) => return &mut node.rest,
+            };
+        }
+        &mut node.routes
+    }
+
+    fn remove(&mut self, component: &str) {
+        self.routes.retain(|r| r.component != component);
+        self.rest.retain(|r| r.component != component);
+        self.literals.values_mut().for_each(|n| n.remove(component));
+        self.param.iter_mut().for_each(|n| n.remove(component));
+    }
+
+    /// Calls `visit` with the routes of each shape matching `path`, most specific first, until
+    /// it returns true: a literal before a `{param}` before a `{*rest}`, segment by segment,
+    /// and an exact match before a `{*rest}` matching nothing.
+    fn visit<'a>(&'a self, path: &[&str], visit: &mut impl FnMut(&'a [Route]) -> bool) -> bool {
+        match path.split_first() {
+            None => (!self.routes.is_empty() && visit(&self.routes)) || (!self.rest.is_empty() && visit(&self.rest)),
+            Some((first, more)) => {
+                self.literals.get(*first).is_some_and(|n| n.visit(more, visit))
+                    || self.param.as_ref().is_some_and(|n| n.visit(more, visit))
+                    || (!self.rest.is_empty() && visit(&self.rest))
+            }
+        }
+    }
 }
 
 impl Router {
     /// Adds a component's routes, all or none: a route that overlaps one of another
     /// component's is refused with an error naming both.
     pub fn add(&mut self, routes: Vec<Route>) -> Result<(), String> {
-        for (i, route) in routes.iter().enumerate() {
-            let earlier = self.routes.iter().chain(&routes[..i]).find(|r| r.overlaps(route));
-            if let Some(existing) = earlier {
+        let mut next = self.root.clone();
+        for route in routes {
+            let same_shape = next.routes_mut(&route.pattern);
+            if let Some(existing) = same_shape.iter().find(|r| r.methods_overlap(&route)) {
                 return Err(format!(
                     "route {} of component '{}' conflicts with route {} of component '{}'",
                     route.describe(),
@@ -188,38 +206,41 @@ impl Router {
                     existing.component
                 ));
             }
+            same_shape.push(route);
         }
-        self.routes.extend(routes);
-        self.routes.sort_by(|a, b| a.pattern.specificity(&b.pattern).then(b.method.is_some().cmp(&a.method.is_some())));
+        self.root = next;
         Ok(())
     }
 
     /// Removes every route of one component.
     pub fn remove(&mut self, component: &str) {
-        self.routes.retain(|r| r.component != component);
+        self.root.remove(component);
     }
 
+    /// The route for a request: among the shapes matching its path, most specific first, the
+    /// first with a route for its method (or any method; `HEAD` is served by `GET`). When
+    /// none has, the methods of the most specific shape are the ones allowed.
     pub fn lookup(&self, method: &Method, path: &str) -> Lookup<'_> {
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        let mut allowed: Vec<Method> = Vec::new();
-        let mut best_shape: Option<&Pattern> = None;
-        for route in &self.routes {
-            let Some(params) = route.pattern.matches(&segments) else { continue };
-            match &route.method {
-                None => return Lookup::Found { component: &route.component, pattern: route.pattern.as_str(), params },
-                Some(m) if m == method || (method == Method::HEAD && m == Method::GET) => {
-                    return Lookup::Found { component: &route.component, pattern: route.pattern.as_str(), params };
-                }
-                Some(m) => {
-                    // Only the most specific matching pattern decides which methods exist here.
-                    if best_shape.is_none_or(|p| p.same_shape(&route.pattern)) {
-                        best_shape = Some(&route.pattern);
-                        allowed.push(m.clone());
-                    }
-                }
+        let mut allowed: Option<Vec<Method>> = None;
+        let mut found = None;
+        self.root.visit(&segments, &mut |routes| {
+            let serves = |m: &Method| m == method || (method == Method::HEAD && m == Method::GET);
+            found = routes.iter().find(|r| r.method.as_ref().is_none_or(serves));
+            if found.is_none() && allowed.is_none() {
+                allowed = Some(routes.iter().filter_map(|r| r.method.clone()).collect());
             }
+            found.is_some()
+        });
+        match (found, allowed) {
+            (Some(route), _) => Lookup::Found {
+                component: &route.component,
+                pattern: route.pattern.as_str(),
+                params: route.pattern.matches(&segments).unwrap_or_default(),
+            },
+            (None, Some(allowed)) => Lookup::MethodNotAllowed { allowed },
+            (None, None) => Lookup::NotFound,
         }
-        if allowed.is_empty() { Lookup::NotFound } else { Lookup::MethodNotAllowed { allowed } }
     }
 }
 
@@ -301,5 +322,35 @@ mod tests {
         assert!(Pattern::parse("/a/{*rest}/b").unwrap_err().contains("last segment"));
         assert!(Pattern::parse("/a/x{id}").is_err());
         assert!(Route::parse("GE{T /a", "c").unwrap_err().contains("not an HTTP method"));
+    }
+
+    #[test]
+    fn an_exact_route_beats_a_rest_that_matches_nothing() {
+        let r = router(&[("exact", "GET /hello"), ("prefix", "/hello/{*rest}")]);
+        assert_eq!(found(&r, Method::GET, "/hello"), Some("exact"));
+        assert_eq!(found(&r, Method::POST, "/hello"), Some("prefix"), "any method falls through to the rest");
+        assert_eq!(found(&r, Method::GET, "/hello/x"), Some("prefix"));
+    }
+
+    #[test]
+    fn a_less_specific_route_serves_a_method_the_most_specific_shape_lacks() {
+        let r = router(&[("users", "GET /api/v1/users/{id}"), ("catchall", "/api/{*rest}")]);
+        assert_eq!(found(&r, Method::POST, "/api/v1/users/7"), Some("catchall"));
+        let r = router(&[("a", "GET /x/{id}"), ("b", "PUT /x/{*rest}")]);
+        assert_eq!(r.lookup(&Method::DELETE, "/x/1"), Lookup::MethodNotAllowed { allowed: vec![Method::GET] });
+    }
+
+    #[test]
+    fn a_hundred_thousand_routes_build_and_answer_without_scanning() {
+        let routes: Vec<Route> =
+            (0..100_000).map(|i| Route::parse(&format!("GET /r/{i}/items/{{id}}"), "many").unwrap()).collect();
+        let mut r = Router::default();
+        r.add(routes).unwrap();
+        r.add(vec![Route::parse("GET /r/{n}/items/{id}", "fallback").unwrap()]).unwrap();
+        assert_eq!(found(&r, Method::GET, "/r/99999/items/3"), Some("many"));
+        assert_eq!(found(&r, Method::GET, "/r/100000/items/3"), Some("fallback"));
+        let err = r.add(vec![Route::parse("GET /r/5/items/{x}", "late").unwrap()]).unwrap_err();
+        assert!(err.contains("'many'"), "{err}");
+        assert_eq!(found(&r, Method::GET, "/r/5/items/1"), Some("many"), "a refused batch changes nothing");
     }
 }
