@@ -167,3 +167,49 @@ fn concurrent_deep_chains_of_nested_calls_finish_or_fail_fast_but_never_wait_for
     assert_eq!(host.get("/hello/").status, 200, "a neighbour answers throughout");
     assert_eq!(host.get("/chain/15").body, "15", "and a chain alone finishes");
 }
+
+#[test]
+fn a_component_filling_its_storage_quota_gets_an_error_naming_it_and_its_neighbours_store_on() {
+    let config = "[components.hostile]\nmax_storage_mib = 1\n";
+    let host = Host::start_with(&["testing/hostile", "user-service"], config);
+    let reply = host.get("/hostile/hoard?kib=64");
+    assert!(reply.body.starts_with("stored 15: "), "1 MiB holds 15 values of 64 KiB and keys: {}", reply.body);
+    assert!(reply.body.contains("quota") && reply.body.contains("max_storage_mib"), "{}", reply.body);
+    let user = support::shop::create_user(&host, "Neighbour", "neighbour@example.com");
+    assert_eq!(host.get(&format!("/api/v1/users/{}", user["id"])).status, 200);
+    let reply = host.get("/hostile/hoard?kib=4096");
+    assert!(reply.body.starts_with("stored 0: ") && reply.body.contains("max_value_bytes"), "{}", reply.body);
+}
+
+#[test]
+fn what_a_guest_makes_the_host_hold_for_it_is_bounded_per_instance() {
+    let host =
+        Host::start_with(&["testing/hostile", "hello"], "[limits]\nmax_host_resources = 1000\nmax_host_mib = 8\n");
+    let reply = host.get("/hostile/cas?n=100");
+    assert!(reply.body.starts_with("held 8: ") && reply.body.contains("max_host_mib"), "{}", reply.body);
+    let reply = host.get("/hostile/handles?n=5000");
+    assert_eq!(reply.status, 500, "the guest is stopped: {}", reply.body);
+    assert_eq!(host.get("/hello/").status, 200);
+    assert_eq!(host.get("/hostile/handles?n=10").body, "opened 10", "a fresh instance serves the next request");
+}
+
+#[test]
+fn a_guest_cannot_forge_log_lines_through_wasi_logging() {
+    let host = Host::start(&["testing/hostile"]);
+    assert_eq!(host.get("/hostile/forge").body, "forged");
+    let log = host.log_when(|log| log.contains("honest"));
+    assert!(!log.lines().any(|l| l.starts_with("2026-12-03T00:00:00Z")), "no forged line:\n{log}");
+    assert!(!log.contains('\u{1b}'), "no escape sequence reaches the log:\n{log}");
+    let line = log.lines().find(|l| l.contains("honest")).unwrap();
+    assert!(line.contains("hostile") && line.contains("\\n2026-12-03"), "one line, escaped, tagged: {line}");
+}
+
+#[test]
+fn an_instance_that_grew_large_is_dropped_instead_of_kept_warm() {
+    let host = Host::start_with(&["testing/hostile"], "[limits]\nmax_idle_instance_mib = 32\n");
+    let alive = || metric(&host, "trellis_instances_alive{component=\"hostile\"}");
+    assert_eq!(host.get("/hostile/grow?mib=1").body, "grew 1");
+    assert_eq!(alive(), 1.0, "a small instance is kept warm");
+    assert_eq!(host.get("/hostile/grow?mib=64").body, "grew 64");
+    assert_eq!(alive(), 0.0, "a large one is dropped");
+}

@@ -128,3 +128,81 @@ fn an_email_change_cut_between_its_writes_frees_the_old_email() {
     let taken = host.send("POST", "/api/v1/users", Some(&json!({ "name": "X", "email": "ada@lovelace.org" })));
     assert_eq!(status(&taken), (409, "conflict".into()), "the new email is user 1's");
 }
+
+/// A tmpfs mounted for one test, unmounted when dropped (after the host using it is gone).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    /// None (with a message) where mounting is not allowed: not root, or no tmpfs.
+    fn mount(at: &std::path::Path, mib: u32) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m,mode=0700"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("skipped: cannot mount a tmpfs here (the full-disk test needs root)");
+            return None;
+        }
+        Some(SmallDisk(at.to_path_buf()))
+    }
+
+    /// Writes a file until the disk is full.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0xAB_u8; 64 * 1024];
+        while file.write_all(&chunk).and_then(|_| file.flush()).is_ok() {}
+        let _ = file.write_all(&[0; 512]);
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_writes_it_catches_and_storage_works_again_once_space_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(&dir.path().join("data"), 48) else { return };
+    std::fs::create_dir_all(dir.path().join("components")).unwrap();
+    std::fs::copy(support::component("user-service"), dir.path().join("components/user-service.wasm")).unwrap();
+    std::fs::write(dir.path().join("trellis.toml"), "").unwrap();
+    let host = Host::start_in(dir);
+    let first = create_user(&host, "Before", "before@example.com");
+
+    let filler = disk.fill();
+    let name = "n".repeat(4000);
+    let failed = (0..2000).find_map(|i| {
+        let body = json!({ "name": name, "email": format!("full{i}@example.com") });
+        let reply = host.send("POST", "/api/v1/users", Some(&body));
+        (reply.status != 201).then_some(reply)
+    });
+    let failed = failed.expect("some write fails on a full disk");
+    assert_eq!(status(&failed).0, 500, "{}", failed.body);
+    assert!(failed.body.contains("storage"), "the error names storage: {}", failed.body);
+    assert_eq!(host.get(&format!("/api/v1/users/{}", first["id"])).status, 200, "reads still work");
+
+    std::fs::remove_file(filler).unwrap();
+    let after = create_user(&host, "After", "after@example.com");
+    assert_eq!(host.get(&format!("/api/v1/users/{}", after["id"])).json()["name"], "After");
+    assert_eq!(host.get(&format!("/api/v1/users/{}", first["id"])).json()["name"], "Before", "nothing was lost");
+    assert!(host.log().contains("storage reopened"), "{}", host.log());
+    drop(host);
+}
+
+#[test]
+fn the_data_folder_the_database_and_the_compile_cache_are_the_hosts_users_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let host = Host::start(&["user-service"]);
+    let data = host.dir.path().join("data");
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("cache")), 0o700);
+    assert_eq!(mode(&data.join("store.redb")), 0o600);
+}

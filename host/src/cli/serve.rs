@@ -41,7 +41,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::read_dir(&settings.components)
         .with_context(|| format!("cannot read the components folder {}", settings.components.display()))?;
     let data = &settings.data;
-    std::fs::create_dir_all(data).with_context(|| format!("cannot create the data folder {}", data.display()))?;
+    private_dir(data).with_context(|| format!("cannot create the data folder {}", data.display()))?;
+    private_dir(&data.join("cache")).context("cannot create the compile cache folder")?;
     let runtime = Runtime::new(&config, &data.join("cache"))?;
     let storage = Storage::open(&data.join("store.redb")).context("cannot open the storage")?;
     let shared = Arc::new(Shared { engine: runtime.engine.clone(), config, storage, clock: Arc::new(SystemClock) });
@@ -133,4 +134,12 @@ async fn signal() -> &'static str {
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
     }
+}
+
+/// Creates a folder (and its parents) if missing, readable only by this user: the data and
+/// the compiled code of every component are nobody else's to read.
+fn private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
 }

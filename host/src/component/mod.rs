@@ -25,7 +25,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyIndices;
 use crate::capabilities::keyvalue::Namespace;
 use crate::capabilities::logging::GuestLog;
 use crate::capabilities::outbound::Origin;
-use crate::config::Limits;
+use crate::config::{Limits, mib};
 use crate::discovery::Description;
 use crate::http::router::Route;
 use crate::linking::{Link, ProviderId};
@@ -98,7 +98,11 @@ impl LoadedComponent {
             links: parts.links,
             routes: Vec::new(),
             exports,
-            pool: InstancePool::new(parts.limits.instance_reuse, parts.limits.max_idle_instances),
+            pool: InstancePool::new(
+                parts.limits.instance_reuse,
+                parts.limits.max_idle_instances,
+                mib(parts.limits.max_idle_instance_mib),
+            ),
             bulkhead: Bulkhead::new(parts.limits.max_instances, parts.limits.max_queue),
             limits: parts.limits,
             pre: parts.pre,

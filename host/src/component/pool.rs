@@ -41,16 +41,18 @@ impl Drop for Alive {
     }
 }
 
-/// Idle instances that finished their last request or call cleanly.
+/// Idle instances that finished their last request or call cleanly and did not grow past
+/// `max_idle_bytes`: one large request does not keep its memory resident.
 pub(super) struct InstancePool {
     reuse: bool,
     max_idle: usize,
+    max_idle_bytes: usize,
     idle: Mutex<Vec<Warm>>,
 }
 
 impl InstancePool {
-    pub(super) fn new(reuse: bool, max_idle: usize) -> Self {
-        Self { reuse, max_idle, idle: Mutex::new(Vec::new()) }
+    pub(super) fn new(reuse: bool, max_idle: usize, max_idle_bytes: usize) -> Self {
+        Self { reuse, max_idle, max_idle_bytes, idle: Mutex::new(Vec::new()) }
     }
 
     pub(super) fn take(&self) -> Option<Warm> {
@@ -60,7 +62,7 @@ impl InstancePool {
     /// Keeps an instance that finished cleanly, if reuse is on and there is room.
     pub(super) fn put(&self, mut warm: Warm) {
         warm.slot = None;
-        if !self.reuse {
+        if !self.reuse || warm.store.data().memory_used() > self.max_idle_bytes {
             return;
         }
         let mut idle = self.idle.lock().unwrap();
@@ -159,7 +161,7 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(10), "fails at once");
         held.pop();
         held.pop();
-        bulkhead.enter_nested().expect("a freed place of either kind");
+        let _slot = bulkhead.enter_nested().expect("a freed place of either kind");
     }
 
     #[tokio::test]
@@ -168,6 +170,6 @@ mod tests {
         let held = bulkhead.enter(Instant::now()).await.unwrap();
         assert!(bulkhead.enter_nested().is_err());
         drop(held);
-        bulkhead.enter_nested().unwrap();
+        let _slot = bulkhead.enter_nested().unwrap();
     }
 }

@@ -82,6 +82,27 @@ pub struct Limits {
     /// Largest wasm stack, engine-wide (wasmtime sets it per engine). 512 KiB is wasmtime's
     /// default: deep enough for real code, and a runaway recursion traps quickly.
     pub max_wasm_stack_kib: usize,
+    /// An instance whose memory grew past this (in MiB) is dropped when its work is done
+    /// instead of being kept warm, so one large request does not keep its memory resident.
+    pub max_idle_instance_mib: u64,
+    /// Host-side objects (resource table entries: streams, fields, buckets, handles) one
+    /// instance may hold at once. A request uses a few dozen.
+    pub max_host_resources: usize,
+    /// Bytes of stored values one instance may hold in `wasi:keyvalue` compare-and-swap
+    /// handles at once, in MiB.
+    pub max_host_mib: u64,
+    /// Largest parameters or results of one call between components (strings and lists
+    /// counted by their bytes). Past it the call fails as the caller's error (`invalid` when
+    /// the function's error type has it), never counted against the callee's breaker.
+    pub max_call_value_bytes: usize,
+    /// Storage quota per component: the longest key, in bytes.
+    pub max_key_bytes: usize,
+    /// Storage quota per component: the largest value, in bytes.
+    pub max_value_bytes: usize,
+    /// Storage quota per component: how many keys it may keep.
+    pub max_keys: u64,
+    /// Storage quota per component: the bytes of its keys and values together, in MiB.
+    pub max_storage_mib: u64,
 }
 
 impl Default for Limits {
@@ -101,6 +122,14 @@ impl Default for Limits {
             max_outbound_response_bytes: 16 * 1024 * 1024,
             max_component_mib: 256,
             guest_log_lines_per_second: 100,
+            max_idle_instance_mib: 64,
+            max_host_resources: 10_000,
+            max_host_mib: 64,
+            max_call_value_bytes: 4 * 1024 * 1024,
+            max_key_bytes: 1024,
+            max_value_bytes: 2 * 1024 * 1024,
+            max_keys: 100_000_000,
+            max_storage_mib: 16 * 1024,
         }
     }
 }
@@ -125,6 +154,9 @@ pub struct ComponentConfig {
     pub instance_reuse: Option<bool>,
     pub max_instances: Option<usize>,
     pub max_queue: Option<usize>,
+    pub max_value_bytes: Option<usize>,
+    pub max_keys: Option<u64>,
+    pub max_storage_mib: Option<u64>,
 }
 
 impl Config {
@@ -149,6 +181,9 @@ impl Config {
             limits.instance_reuse = own.instance_reuse.unwrap_or(limits.instance_reuse);
             limits.max_instances = own.max_instances.unwrap_or(limits.max_instances);
             limits.max_queue = own.max_queue.unwrap_or(limits.max_queue);
+            limits.max_value_bytes = own.max_value_bytes.unwrap_or(limits.max_value_bytes);
+            limits.max_keys = own.max_keys.unwrap_or(limits.max_keys);
+            limits.max_storage_mib = own.max_storage_mib.unwrap_or(limits.max_storage_mib);
         }
         limits
     }

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use wasmtime::component::{Linker, Val};
 
 use super::Shared;
-use crate::capabilities::keyvalue::Namespace;
+use crate::capabilities::keyvalue::{Namespace, Quota};
 use crate::capabilities::outbound::Origin;
 use crate::component::{self, FileStamp, LoadedComponent, Parts};
 use crate::discovery::{Description, ROUTES_INTERFACE};
@@ -48,6 +48,7 @@ pub(super) async fn prepare(
         .map(|origin| Origin::parse(origin))
         .collect::<Result<Arc<[Origin]>, _>>()
         .map_err(|why| anyhow::anyhow!("its allowed_outbound_hosts: {why}"))?;
+    let limits = shared.config.limits_for(&name);
     let linker = linker(&shared.engine, &links).map_err(anyhow::Error::from)?;
     let pre = linker.instantiate_pre(&compiled.component).map_err(|e| anyhow::anyhow!("cannot link it: {e:#}"))?;
     let mut loaded = LoadedComponent::new(Parts {
@@ -58,9 +59,9 @@ pub(super) async fn prepare(
         description,
         links,
         pre,
-        namespace: Namespace::new(shared.storage.clone(), name.clone()),
+        namespace: Namespace::new(shared.storage.clone(), name.clone(), Quota::of(&limits)),
         outbound,
-        limits: shared.config.limits_for(&name),
+        limits,
     })
     .map_err(anyhow::Error::from)?;
     loaded.routes = routes_of(shared, &loaded).await?;

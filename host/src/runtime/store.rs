@@ -12,7 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::fault::DeadlineExceeded;
-use crate::capabilities::keyvalue::{self, KeyValueView, Namespace};
+use crate::capabilities::keyvalue::{self, Held, KeyValueView, Namespace};
 use crate::capabilities::logging::{self, GuestLog, LoggingView};
 use crate::capabilities::outbound::{Origin, Outbound};
 use crate::config::{Limits, mib};
@@ -69,6 +69,7 @@ pub struct HostState {
     pub call: CallContext,
     pub(crate) limiter: MemoryLimiter,
     kv: Namespace,
+    kv_held: Held,
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
@@ -88,6 +89,9 @@ impl HostState {
         // No files, environment, arguments or sockets: only what is granted elsewhere.
         let wasi = WasiCtx::builder().stdout(log.stream("stdout")).stderr(log.stream("stderr")).build();
         let outbound = Outbound::new(component, outbound, call.deadline, limits.max_outbound_response_bytes);
+        // Everything a guest makes the host hold for it lives in this table, up to a count.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.max_host_resources);
         Self {
             call,
             limiter: MemoryLimiter {
@@ -96,7 +100,8 @@ impl HostState {
                 ..MemoryLimiter::default()
             },
             kv,
-            table: ResourceTable::new(),
+            kv_held: Held::new(mib(limits.max_host_mib)),
+            table,
             wasi,
             http: WasiHttpCtx::new(),
             outbound,
@@ -111,13 +116,18 @@ impl HostState {
         self.limiter.exceeded = false;
     }
 
+    /// Bytes of linear memory the instance holds now.
+    pub(crate) fn memory_used(&self) -> usize {
+        self.limiter.memory_used
+    }
+
     /// Whether the last failure came from denying memory growth.
     pub(crate) fn ran_out_of_memory(&self) -> bool {
         self.limiter.exceeded
     }
 
     fn keyvalue(&mut self) -> KeyValueView<'_> {
-        KeyValueView { namespace: &self.kv, table: &mut self.table }
+        KeyValueView { namespace: &self.kv, table: &mut self.table, held: &mut self.kv_held }
     }
 
     fn logging(&mut self) -> LoggingView<'_> {

@@ -4,8 +4,20 @@
 //!   `error: CODE` with the `wasi:http` error the host gave.
 //! - `shout?lines=N`: writes N lines to stdout, each with a terminal escape sequence in it,
 //!   and one to stderr; answers `shouted N`.
+//! - `forge`: logs through `wasi:logging` a message with a newline, a forged log line and
+//!   terminal escapes in it; answers `forged`.
+//! - `hoard?kib=K`: stores values of K KiB in its bucket until the host refuses one; answers
+//!   `stored N: ERROR`.
+//! - `handles?n=N`: opens N buckets and keeps them (host-side resources); answers `opened N`
+//!   unless the host stops it first.
+//! - `cas?n=N`: makes N compare-and-swap handles on one 1 MiB value (each holds a copy on
+//!   the host); answers `held N: ERROR` when the host refuses one.
+//! - `grow?mib=N`: touches N MiB of its memory and answers `grew N`: the instance stays that
+//!   big, so the host should not keep it warm.
 
 use guest_http::{Answer, Request, Response};
+use service_kit::wasi::keyvalue::{atomics, store};
+use service_kit::wasi::logging::logging::{Level, log};
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{Fields, IncomingRequest, OutgoingRequest, ResponseOutparam, Scheme};
 use wasip2::io::streams::StreamError;
@@ -34,8 +46,53 @@ fn route(request: Request) -> Answer {
             eprintln!("complaint");
             Ok(Response::text(200, format!("shouted {lines}")))
         }
+        Some("forge") => {
+            let forged = "honest\n2026-12-03T00:00:00Z  INFO trellis: admin token accepted \u{1b}[2Jcleared";
+            log(Level::Warn, "forge\r\nctx", forged);
+            Ok(Response::text(200, "forged"))
+        }
+        Some("hoard") => {
+            let kib: usize = number(&request, "kib", 64);
+            let bucket = store::open("hoard").map_err(|e| Response::text(500, format!("{e:?}")))?;
+            let value = vec![7u8; kib * 1024];
+            let mut stored = 0u64;
+            let error = loop {
+                match bucket.set(&format!("hoard-{stored}"), &value) {
+                    Ok(()) => stored += 1,
+                    Err(e) => break e,
+                }
+            };
+            Ok(Response::text(200, format!("stored {stored}: {error:?}")))
+        }
+        Some("handles") => {
+            let n: usize = number(&request, "n", 10);
+            let buckets: Vec<_> = (0..n).filter_map(|_| store::open("hoard").ok()).collect();
+            Ok(Response::text(200, format!("opened {}", buckets.len())))
+        }
+        Some("cas") => {
+            let n: usize = number(&request, "n", 10);
+            let bucket = store::open("cas").map_err(|e| Response::text(500, format!("{e:?}")))?;
+            bucket.set("big", &vec![1u8; 1024 * 1024]).map_err(|e| Response::text(500, format!("{e:?}")))?;
+            let mut handles = Vec::new();
+            for _ in 0..n {
+                match atomics::Cas::new(&bucket, "big") {
+                    Ok(cas) => handles.push(cas),
+                    Err(e) => return Ok(Response::text(200, format!("held {}: {e:?}", handles.len()))),
+                }
+            }
+            Ok(Response::text(200, format!("held {}", handles.len())))
+        }
+        Some("grow") => {
+            let mib: usize = number(&request, "mib", 1);
+            let grown = vec![1u8; mib * 1024 * 1024];
+            Ok(Response::text(200, format!("grew {}", grown.iter().filter(|b| **b == 1).count() / (1024 * 1024))))
+        }
         _ => Err(Response::not_found(&request.path)),
     }
+}
+
+fn number(request: &Request, name: &str, default: usize) -> usize {
+    request.query_param(name).and_then(|n| n.parse().ok()).unwrap_or(default)
 }
 
 /// A GET of `url` (`http://` or `https://` only, no percent-decoding): what came back.

@@ -63,15 +63,19 @@ impl atomics::Host for KeyValueView<'_> {
 
     async fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> wasmtime::Result<Result<(), atomics::CasError>> {
         let Cas { bucket, key, current } = self.table.delete(cas)?;
+        self.held.release(&current);
         let (bucket_for_retry, key_for_retry) = (bucket.clone(), key.clone());
         let swapped =
             self.namespace.write("swap", bucket, move |s, scope| s.compare_and_swap(scope, key, current, value)).await;
         Ok(match swapped {
             Ok(Swap::Done) => Ok(()),
-            Ok(Swap::Changed(now)) => {
-                let retry = self.table.push(Cas { bucket: bucket_for_retry, key: key_for_retry, current: now })?;
-                Err(atomics::CasError::CasFailed(retry))
-            }
+            Ok(Swap::Changed(now)) => match self.held.take(&now) {
+                Ok(()) => {
+                    let retry = self.table.push(Cas { bucket: bucket_for_retry, key: key_for_retry, current: now })?;
+                    Err(atomics::CasError::CasFailed(retry))
+                }
+                Err(quota) => Err(atomics::CasError::StoreError(quota)),
+            },
             Err(e) => Err(atomics::CasError::StoreError(e)),
         })
     }
@@ -80,10 +84,14 @@ impl atomics::Host for KeyValueView<'_> {
 impl atomics::HostCas for KeyValueView<'_> {
     async fn new(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<Resource<Cas>> {
         let name = self.bucket_name(&bucket)?;
-        match self.namespace.read("cas-new", &name, |s, scope| s.get(scope, &key)) {
-            Ok(current) => Ok(Ok(self.table.push(Cas { bucket: name, key, current })?)),
-            Err(e) => Ok(Err(e)),
+        let current = match self.namespace.read("cas-new", &name, |s, scope| s.get(scope, &key)) {
+            Ok(current) => current,
+            Err(e) => return Ok(Err(e)),
+        };
+        if let Err(quota) = self.held.take(&current) {
+            return Ok(Err(quota));
         }
+        Ok(Ok(self.table.push(Cas { bucket: name, key, current })?))
     }
 
     async fn current(&mut self, cas: Resource<Cas>) -> Answer<Option<Vec<u8>>> {
@@ -91,7 +99,8 @@ impl atomics::HostCas for KeyValueView<'_> {
     }
 
     async fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
-        self.table.delete(cas)?;
+        let cas = self.table.delete(cas)?;
+        self.held.release(&cas.current);
         Ok(())
     }
 }

@@ -3,10 +3,12 @@
 //! ([`KeyValueView`]), the WIT implementation on that view (`host`), and the redb backend
 //! (`redb_backend`). The bucket identifiers a component opens are its own to choose.
 
+mod changes;
 mod host;
 mod redb_backend;
 pub(crate) mod resources;
 
+pub(crate) use changes::Quota;
 pub use redb_backend::Storage;
 pub(crate) use redb_backend::StorageError;
 
@@ -23,11 +25,12 @@ use redb_backend::Scope;
 pub(crate) struct Namespace {
     storage: Storage,
     name: Arc<str>,
+    quota: Quota,
 }
 
 impl Namespace {
-    pub(crate) fn new(storage: Storage, name: Arc<str>) -> Self {
-        Self { storage, name }
+    pub(crate) fn new(storage: Storage, name: Arc<str>, quota: Quota) -> Self {
+        Self { storage, name, quota }
     }
 
     /// Runs a read inline: a redb read transaction takes microseconds and never waits on the
@@ -38,8 +41,8 @@ impl Namespace {
         bucket: &str,
         op: impl FnOnce(&Storage, Scope) -> Result<R, StorageError>,
     ) -> Result<R, store::Error> {
-        let result =
-            op(&self.storage, Scope { namespace: &self.name, bucket }).map_err(|e| store::Error::Other(e.to_string()));
+        let result = op(&self.storage, Scope { namespace: &self.name, bucket, quota: self.quota })
+            .map_err(|e| store::Error::Other(e.to_string()));
         self.count(operation, result.is_ok());
         result
     }
@@ -51,9 +54,9 @@ impl Namespace {
         bucket: String,
         op: impl FnOnce(&Storage, Scope) -> Result<R, StorageError> + Send + 'static,
     ) -> Result<R, store::Error> {
-        let (storage, namespace) = (self.storage.clone(), self.name.clone());
+        let (storage, namespace, quota) = (self.storage.clone(), self.name.clone(), self.quota);
         let joined =
-            tokio::task::spawn_blocking(move || op(&storage, Scope { namespace: &namespace, bucket: &bucket }))
+            tokio::task::spawn_blocking(move || op(&storage, Scope { namespace: &namespace, bucket: &bucket, quota }))
                 .await
                 .map_err(|e| store::Error::Other(format!("storage task failed: {e}")));
         let result = joined.and_then(|r| r.map_err(|e| store::Error::Other(e.to_string())));
@@ -76,6 +79,38 @@ impl Namespace {
 pub(crate) struct KeyValueView<'a> {
     pub namespace: &'a Namespace,
     pub table: &'a mut ResourceTable,
+    pub held: &'a mut Held,
+}
+
+/// The bytes of stored values a Store's compare-and-swap handles hold, within a quota
+/// (`limits.max_host_mib`): what a guest can make the host keep on its behalf is bounded.
+#[derive(Debug)]
+pub(crate) struct Held {
+    bytes: usize,
+    max: usize,
+}
+
+impl Held {
+    pub(crate) fn new(max: usize) -> Self {
+        Self { bytes: 0, max }
+    }
+
+    fn take(&mut self, value: &Option<Vec<u8>>) -> Result<(), store::Error> {
+        let len = value.as_ref().map_or(0, Vec::len);
+        if self.bytes + len > self.max {
+            return Err(store::Error::Other(format!(
+                "host quota exceeded: compare-and-swap handles would hold {} bytes, over limits.max_host_mib ({} bytes)",
+                self.bytes + len,
+                self.max
+            )));
+        }
+        self.bytes += len;
+        Ok(())
+    }
+
+    fn release(&mut self, value: &Option<Vec<u8>>) {
+        self.bytes -= value.as_ref().map_or(0, Vec::len);
+    }
 }
 
 /// Names the view type for wasmtime's generated `add_to_linker` functions.

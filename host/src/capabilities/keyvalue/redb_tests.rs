@@ -1,0 +1,161 @@
+//! The backend on its own: isolation, durability, paging, atomics, group commit, quotas.
+use super::*;
+use crate::capabilities::keyvalue::Quota;
+
+fn storage() -> (Storage, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    (Storage::open(&dir.path().join("kv.redb")).unwrap(), dir)
+}
+
+const USERS: Scope = Scope { namespace: "user-service", bucket: "default", quota: Quota::NONE };
+const ORDERS: Scope = Scope { namespace: "order-service", bucket: "default", quota: Quota::NONE };
+
+#[test]
+fn namespaces_never_see_each_others_keys() {
+    let (s, _dir) = storage();
+    s.set_many(USERS, vec![("k".into(), b"users".to_vec())]).unwrap();
+    assert_eq!(s.get(ORDERS, "k").unwrap(), None);
+    assert_eq!(s.list_keys(ORDERS, None).unwrap().0, Vec::<String>::new());
+    assert_eq!(s.get(USERS, "k").unwrap(), Some(b"users".to_vec()));
+}
+
+#[test]
+fn data_survives_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kv.redb");
+    Storage::open(&path).unwrap().set_many(USERS, vec![("k".into(), b"v".to_vec())]).unwrap();
+    assert_eq!(Storage::open(&path).unwrap().get(USERS, "k").unwrap(), Some(b"v".to_vec()));
+}
+
+#[test]
+fn list_keys_pages_with_a_cursor() {
+    let (s, _dir) = storage();
+    let entries: Vec<_> = (0..LIST_PAGE + 5).map(|i| (format!("key{i:05}"), vec![])).collect();
+    s.set_many(USERS, entries).unwrap();
+    s.set_many(ORDERS, vec![("zzz".into(), vec![])]).unwrap();
+    let (first, cursor) = s.list_keys(USERS, None).unwrap();
+    assert_eq!(first.len(), LIST_PAGE);
+    let (rest, end) = s.list_keys(USERS, cursor.as_deref()).unwrap();
+    assert_eq!(rest.len(), 5);
+    assert_eq!(end, None);
+    assert_eq!(rest.last().unwrap(), &format!("key{:05}", LIST_PAGE + 4));
+}
+
+#[test]
+fn increment_counts_from_zero_and_refuses_non_integers() {
+    let (s, _dir) = storage();
+    assert_eq!(s.increment(USERS, "n".into(), 1).unwrap(), 1);
+    assert_eq!(s.increment(USERS, "n".into(), 41).unwrap(), 42);
+    s.set_many(USERS, vec![("text".into(), b"hello".to_vec())]).unwrap();
+    assert!(s.increment(USERS, "text".into(), 1).unwrap_err().to_string().contains("8-byte integer"));
+}
+
+#[test]
+fn compare_and_swap_lets_exactly_one_racer_win() {
+    let (s, _dir) = storage();
+    let winners: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let s = s.clone();
+                scope.spawn(move || {
+                    s.compare_and_swap(USERS, "email".into(), None, format!("{i}").into_bytes()).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).filter(|s| *s == Swap::Done).count()
+    });
+    assert_eq!(winners, 1);
+    let current = s.get(USERS, "email").unwrap();
+    assert_eq!(s.compare_and_swap(USERS, "email".into(), None, b"x".to_vec()).unwrap(), Swap::Changed(current));
+}
+
+#[test]
+fn batch_operations_cover_every_key() {
+    let (s, _dir) = storage();
+    s.set_many(USERS, vec![("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())]).unwrap();
+    let got = s.get_many(USERS, &["a".into(), "missing".into(), "b".into()]).unwrap();
+    assert_eq!(got, vec![Some(b"1".to_vec()), None, Some(b"2".to_vec())]);
+    s.delete_many(USERS, vec!["a".into(), "b".into()]).unwrap();
+    assert_eq!(s.get_many(USERS, &["a".into(), "b".into()]).unwrap(), vec![None, None]);
+}
+#[test]
+fn concurrent_increments_each_get_their_own_value() {
+    let (s, _dir) = storage();
+    let mut seen: Vec<i64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                let s = s.clone();
+                scope.spawn(move || (0..20).map(|_| s.increment(USERS, "n".into(), 1).unwrap()).collect::<Vec<_>>())
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=320).collect::<Vec<i64>>(), "no increment lost or handed out twice");
+    assert_eq!(s.get(USERS, "n").unwrap(), Some(320i64.to_le_bytes().to_vec()));
+}
+
+#[test]
+fn a_refused_write_in_a_group_fails_alone() {
+    let (s, _dir) = storage();
+    s.set_many(USERS, vec![("text".into(), b"hello".to_vec())]).unwrap();
+    let write =
+        |change| Write { namespace: USERS.namespace.into(), bucket: USERS.bucket.into(), quota: Quota::NONE, change };
+    let results = s
+        .commit(vec![
+            write(Change::Set(vec![("a".into(), b"1".to_vec())])),
+            write(Change::Increment { key: "text".into(), delta: 1 }),
+            write(Change::Set(vec![("b".into(), b"2".to_vec())])),
+        ])
+        .unwrap();
+    assert!(results[0].is_ok() && results[2].is_ok());
+    assert!(results[1].as_ref().unwrap_err().to_string().contains("8-byte integer"));
+    assert_eq!(s.get_many(USERS, &["a".into(), "b".into()]).unwrap(), vec![Some(b"1".to_vec()), Some(b"2".to_vec())]);
+    assert_eq!(s.get(USERS, "text").unwrap(), Some(b"hello".to_vec()));
+}
+
+#[test]
+fn a_quota_refuses_the_write_that_would_pass_it_and_nothing_else() {
+    let (s, _dir) = storage();
+    let quota = Quota { max_key_bytes: 8, max_value_bytes: 10, max_keys: 3, max_bytes: 30 };
+    let small = Scope { quota, ..USERS };
+    let err = s.set_many(small, vec![("k".into(), vec![0; 11])]).unwrap_err().to_string();
+    assert!(err.contains("quota") && err.contains("max_value_bytes"), "{err}");
+    let err = s.set_many(small, vec![("much-too-long".into(), vec![])]).unwrap_err().to_string();
+    assert!(err.contains("max_key_bytes"), "{err}");
+    s.set_many(small, vec![("a".into(), vec![0; 10]), ("b".into(), vec![0; 10])]).unwrap();
+    let err = s.set_many(small, vec![("c".into(), vec![0; 10])]).unwrap_err().to_string();
+    assert!(err.contains("max_storage_mib"), "22 bytes stored, 11 more would pass 30: {err}");
+    s.set_many(small, vec![("c".into(), vec![0; 5])]).unwrap();
+    let err = s.increment(small, "d".into(), 1).unwrap_err().to_string();
+    assert!(err.contains("max_keys"), "{err}");
+    s.set_many(small, vec![("a".into(), vec![0; 1])]).unwrap();
+    s.delete_many(small, vec!["b".into()]).unwrap();
+    s.increment(small, "d".into(), 1).expect("room again after a delete");
+    s.set_many(ORDERS, vec![("big".into(), vec![0; 1000])]).expect("another namespace has its own quota");
+}
+
+#[test]
+fn usage_is_counted_again_for_a_database_that_did_not_keep_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kv.redb");
+    Storage::open(&path).unwrap().set_many(USERS, vec![("a".into(), vec![0; 10])]).unwrap();
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(USAGE).unwrap();
+        txn.commit().unwrap();
+    }
+    let s = Storage::open(&path).unwrap();
+    let tight = Scope { quota: Quota { max_bytes: 20, ..Quota::NONE }, ..USERS };
+    assert!(s.set_many(tight, vec![("b".into(), vec![0; 10])]).is_err(), "11 + 11 bytes are over 20");
+}
+
+#[test]
+fn the_database_file_is_readable_only_by_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kv.redb");
+    Storage::open(&path).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+}
