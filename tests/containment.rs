@@ -213,3 +213,18 @@ fn an_instance_that_grew_large_is_dropped_instead_of_kept_warm() {
     assert_eq!(host.get("/hostile/grow?mib=64").body, "grew 64");
     assert_eq!(alive(), 0.0, "a large one is dropped");
 }
+
+#[test]
+fn values_too_large_to_cross_between_components_are_the_callers_error_and_never_open_a_breaker() {
+    let config = "[limits]\nmax_call_value_bytes = 1000\n[breaker]\nminimum_calls = 5\n";
+    let host = Host::start_with(&["testing/consumer", "testing/provider"], config);
+    let long = "x".repeat(2000);
+    for _ in 0..20 {
+        let reply = host.get(&format!("/consumer/greet/{long}"));
+        assert_eq!(reply.status, 422, "{}", reply.body);
+        assert!(reply.body.contains("max_call_value_bytes"), "{}", reply.body);
+    }
+    let breaker = support::breaker(&host, "consumer", "test:greet/api@1.1.0");
+    assert_eq!(breaker.state.as_str(), "closed", "{breaker:?}");
+    assert_eq!(host.get("/consumer/greet/Ada").status, 200);
+}

@@ -36,9 +36,14 @@ impl Signature {
     /// Whether a caller of this function can be told "unavailable" in-band: it returns
     /// `result<T, E>` where `E` is a variant with a case `unavailable(string)`.
     pub fn speaks_unavailable(&self) -> bool {
+        self.has_error_case("unavailable")
+    }
+
+    /// Whether it returns `result<T, E>` where `E` is a variant with the case `name(string)`.
+    pub fn has_error_case(&self, name: &str) -> bool {
         let [Type::Result(result)] = self.results.as_slice() else { return false };
         let Some(Type::Variant(variant)) = result.err() else { return false };
-        variant.cases().any(|case| case.name == "unavailable" && matches!(case.ty, Some(Type::String)))
+        variant.cases().any(|case| case.name == name && matches!(case.ty, Some(Type::String)))
     }
 
     /// Why a provider's function cannot serve a caller that expects `self`, if it cannot.

@@ -21,6 +21,9 @@ pub(super) enum CallFailure {
     Rejected(Rejected),
     #[error("calls nested deeper than {0} levels (is there a cycle between components?)")]
     TooDeep(u32),
+    /// The caller's mistake, or its request's: never counted against the callee.
+    #[error("its {what} take more than limits.max_call_value_bytes ({limit} bytes)")]
+    TooLarge { what: &'static str, limit: usize },
     #[error("{0}")]
     Fault(Fault),
 }
@@ -29,6 +32,7 @@ impl CallFailure {
     fn outcome(&self) -> Outcome {
         match self {
             CallFailure::Missing(_) | CallFailure::Rejected(_) | CallFailure::TooDeep(_) => Outcome::Rejected,
+            CallFailure::TooLarge { .. } => Outcome::BusinessError,
             CallFailure::Fault(fault) => fault.outcome(),
         }
     }
@@ -85,6 +89,7 @@ impl Link {
         if caller.depth >= self.max_call_depth {
             return Err(CallFailure::TooDeep(self.max_call_depth));
         }
+        self.check_size("parameters", params)?;
         let permit = target.breaker.try_acquire().map_err(CallFailure::Rejected)?;
         let call = CallContext {
             deadline: caller.deadline,
@@ -92,8 +97,19 @@ impl Link {
             correlation_id: caller.correlation_id.clone(),
         };
         let result = target.callee.call(index, call, params, results).await.map_err(CallFailure::Fault);
+        let result = result.and_then(|()| self.check_size("results", results));
         permit.record(outcome(&result, results));
         result
+    }
+
+    /// Refuses values larger than the link allows, before they are copied into another
+    /// component's memory.
+    fn check_size(&self, what: &'static str, values: &[Val]) -> Result<(), CallFailure> {
+        let limit = self.max_value_bytes;
+        match size_within(values, limit) {
+            Some(_) => Ok(()),
+            None => Err(CallFailure::TooLarge { what, limit }),
+        }
     }
 
     /// Tells the caller its call failed: in-band as `err(unavailable(..))` when the function's
@@ -102,7 +118,18 @@ impl Link {
         let interface = self.interface.full_name.clone();
         let reason = failure.to_string();
         tracing::warn!(caller = &*self.caller, interface, %reason, "inter-component call failed");
-        if self.interface.functions[index].speaks_unavailable() {
+        let function = &self.interface.functions[index];
+        if let CallFailure::TooLarge { .. } = failure {
+            // The caller's own error: in-band as `too-large` or `invalid` if it has either.
+            if let Some(case) = ["too-large", "invalid"].into_iter().find(|case| function.has_error_case(case)) {
+                let message = format!("a call to {interface}.{}: {reason}", function.name);
+                results[0] =
+                    Val::Result(Err(Some(Box::new(Val::Variant(case.into(), Some(Box::new(Val::String(message))))))));
+                return Ok(());
+            }
+            return Err(wasmtime::Error::new(Unavailable { interface, reason }));
+        }
+        if function.speaks_unavailable() {
             let message = format!("{interface} is unavailable: {reason}");
             let unavailable = Val::Variant("unavailable".into(), Some(Box::new(Val::String(message))));
             results[0] = Val::Result(Err(Some(Box::new(unavailable))));
@@ -118,5 +145,52 @@ fn outcome(result: &Result<(), CallFailure>, results: &[Val]) -> Outcome {
         Ok(()) if matches!(results, [Val::Result(Err(_))]) => Outcome::BusinessError,
         Ok(()) => Outcome::Success,
         Err(failure) => failure.outcome(),
+    }
+}
+
+/// The bytes `values` take (strings and lists by their contents, other values by a word
+/// each), or None as soon as that passes `limit`.
+fn size_within(values: &[Val], limit: usize) -> Option<usize> {
+    values.iter().try_fold(0usize, |total, value| {
+        let total = total + size_of(value, limit.checked_sub(total)?)?;
+        (total <= limit).then_some(total)
+    })
+}
+
+fn size_of(value: &Val, limit: usize) -> Option<usize> {
+    let inner = |values: &[Val]| size_within(values, limit);
+    let size = match value {
+        Val::String(s) => s.len(),
+        Val::List(items) | Val::Tuple(items) => 8 + inner(items)?,
+        Val::Record(fields) => fields.iter().try_fold(0usize, |total, (_, v)| {
+            let total = total + size_of(v, limit.checked_sub(total)?)?;
+            (total <= limit).then_some(total)
+        })?,
+        Val::Variant(_, Some(v)) | Val::Option(Some(v)) | Val::Result(Ok(Some(v)) | Err(Some(v))) => {
+            8 + size_of(v, limit)?
+        }
+        Val::Flags(names) => names.iter().map(String::len).sum(),
+        _ => 8,
+    };
+    (size <= limit).then_some(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_measured_by_their_contents_and_the_count_stops_past_the_limit() {
+        let order = Val::Record(vec![
+            ("id".into(), Val::U64(1)),
+            ("items".into(), Val::List(vec![Val::String("x".repeat(100)); 10])),
+        ]);
+        assert_eq!(size_within(std::slice::from_ref(&order), 10_000), Some(8 + 8 + 1000));
+        assert_eq!(size_within(&[order], 1000), None);
+        let big = Val::Result(Err(Some(Box::new(Val::Variant(
+            "invalid".into(),
+            Some(Box::new(Val::String("e".repeat(50)))),
+        )))));
+        assert_eq!(size_within(&[big], 100), Some(16 + 50));
     }
 }

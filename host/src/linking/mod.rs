@@ -14,6 +14,7 @@ use arc_swap::ArcSwapOption;
 use wasmtime::component::Val;
 
 use crate::breaker::Breaker;
+use crate::config::Limits;
 use crate::discovery::Interface;
 use crate::runtime::{CallContext, Fault};
 
@@ -55,12 +56,21 @@ pub struct Link {
     unresolved: Mutex<String>,
     /// How deep calls may nest before this link refuses one (`limits.max_call_depth`).
     max_call_depth: u32,
+    /// The largest parameters or results a call may carry (`limits.max_call_value_bytes`).
+    max_value_bytes: usize,
 }
 
 impl Link {
-    pub fn new(caller: Arc<str>, interface: Interface, max_call_depth: u32) -> Arc<Self> {
+    pub fn new(caller: Arc<str>, interface: Interface, limits: &Limits) -> Arc<Self> {
         let unresolved = Mutex::new(format!("no loaded component provides {}", interface.full_name));
-        Arc::new(Self { caller, interface, target: ArcSwapOption::empty(), unresolved, max_call_depth })
+        Arc::new(Self {
+            caller,
+            interface,
+            target: ArcSwapOption::empty(),
+            unresolved,
+            max_call_depth: limits.max_call_depth,
+            max_value_bytes: limits.max_call_value_bytes,
+        })
     }
 
     pub fn target(&self) -> Option<Arc<Target>> {

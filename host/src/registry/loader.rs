@@ -35,12 +35,13 @@ pub(super) async fn prepare(
         bail!("it imports `{other}`, which is not an interface; Trellis links only interfaces");
     }
     let name: Arc<str> = Arc::from(name);
+    let limits = shared.config.limits_for(&name);
     let mut links = Vec::new();
     for import in description.component_imports() {
         if let Some(why) = import.unlinkable() {
             bail!("its import {} cannot be linked: {why}", import.full_name);
         }
-        links.push(Link::new(name.clone(), import.clone(), shared.config.limits.max_call_depth));
+        links.push(Link::new(name.clone(), import.clone(), &limits));
     }
     let granted = shared.config.components.get(&*name).map(|c| c.allowed_outbound_hosts.as_slice()).unwrap_or_default();
     let outbound = granted
@@ -48,7 +49,6 @@ pub(super) async fn prepare(
         .map(|origin| Origin::parse(origin))
         .collect::<Result<Arc<[Origin]>, _>>()
         .map_err(|why| anyhow::anyhow!("its allowed_outbound_hosts: {why}"))?;
-    let limits = shared.config.limits_for(&name);
     let linker = linker(&shared.engine, &links).map_err(anyhow::Error::from)?;
     let pre = linker.instantiate_pre(&compiled.component).map_err(|e| anyhow::anyhow!("cannot link it: {e:#}"))?;
     let mut loaded = LoadedComponent::new(Parts {
