@@ -177,8 +177,8 @@ fn a_full_disk_fails_the_writes_it_catches_and_storage_works_again_once_space_is
     let first = create_user(&host, "Before", "before@example.com");
 
     let filler = disk.fill();
-    let name = "n".repeat(4000);
-    let failed = (0..2000).find_map(|i| {
+    let name = "n".repeat(200);
+    let failed = (0..20_000).find_map(|i| {
         let body = json!({ "name": name, "email": format!("full{i}@example.com") });
         let reply = host.send("POST", "/api/v1/users", Some(&body));
         (reply.status != 201).then_some(reply)

@@ -87,6 +87,10 @@ fn user_input_is_validated_with_the_right_status() {
     );
     assert_eq!(post(json!({ "name": "Aged", "email": "aged@example.com", "age": -1 })).status, 422);
     assert_eq!(post(json!({ "email": "noname@example.com" })).status, 422);
+    let long = post(json!({ "name": "n".repeat(201), "email": "long@example.com" }));
+    assert!(long.status == 422 && long.body.contains("at most 200"), "{}", long.body);
+    let long_email = format!("{}@example.com", "e".repeat(250));
+    assert_eq!(post(json!({ "name": "Long", "email": long_email })).status, 422);
 
     let url = format!("{}/api/v1/users", host.public);
     let malformed = raw(&url, "POST", "application/json", b"{\"name\": ");
@@ -168,6 +172,16 @@ fn orders_are_validated_priced_and_moved_through_their_life_cycle() {
     let mut negative = order_body(1);
     negative["items"][0]["price"] = json!(-1.0);
     assert_eq!(post(negative).status, 422);
+    let mut many = order_body(1);
+    many["items"] = json!(vec![many["items"][0].clone(); 101]);
+    let reply = post(many);
+    assert!(reply.status == 422 && reply.body.contains("at most 100 items"), "{}", reply.body);
+    let mut far = order_body(1);
+    far["shipping_address"] = json!("a".repeat(501));
+    assert_eq!(post(far).status, 422);
+    let mut named = order_body(1);
+    named["items"][0]["product_name"] = json!("p".repeat(201));
+    assert_eq!(post(named).status, 422);
 
     let put = |id: u64, s: &str| host.send("PUT", &format!("/api/v1/orders/{id}"), Some(&json!({ "status": s })));
     assert_eq!(status(&put(1, "shipped")), (409, "conflict".into()), "pending cannot skip to shipped");

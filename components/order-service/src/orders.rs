@@ -54,6 +54,12 @@ fn positive_id(value: &Value, what: &str) -> Result<u64, Response> {
 
 /// Longest product SKU accepted.
 const MAX_SKU_CHARS: usize = 100;
+/// Longest product name accepted, in characters.
+const MAX_PRODUCT_NAME_CHARS: usize = 200;
+/// Longest shipping address accepted, in characters.
+const MAX_ADDRESS_CHARS: usize = 500;
+/// Most items one order may have: an order is read whole by everyone who lists it.
+const MAX_ITEMS: usize = 100;
 
 /// A product id as the client gave it: a positive integer or a non-empty SKU string.
 fn product_id(value: &Value, what: &str) -> Result<ProductId, Response> {
@@ -78,6 +84,11 @@ fn item(value: &Value, index: usize) -> Result<Item, Response> {
         .as_str()
         .ok_or_else(|| invalid(&format!("items[{index}].product_name must be a string")))?
         .to_string();
+    if product_name.chars().count() > MAX_PRODUCT_NAME_CHARS {
+        return Err(invalid(&format!(
+            "items[{index}].product_name must be at most {MAX_PRODUCT_NAME_CHARS} characters"
+        )));
+    }
     let quantity =
         field("quantity")?.as_i64().ok_or_else(|| invalid(&format!("items[{index}].quantity must be an integer")))?;
     if quantity < 1 {
@@ -107,6 +118,12 @@ pub fn create(request: &Request) -> Answer {
     let user_id = positive_id(&new.user_id, "user_id")?;
     if new.items.is_empty() {
         return Err(invalid("an order needs at least one item"));
+    }
+    if new.items.len() > MAX_ITEMS {
+        return Err(invalid(&format!("an order may have at most {MAX_ITEMS} items")));
+    }
+    if new.shipping_address.chars().count() > MAX_ADDRESS_CHARS {
+        return Err(invalid(&format!("shipping_address must be at most {MAX_ADDRESS_CHARS} characters")));
     }
     let items = new.items.iter().enumerate().map(|(i, v)| item(v, i)).collect::<Result<Vec<_>, _>>()?;
     check_user(user_id)?;

@@ -47,6 +47,11 @@ pub fn valid_email(email: &str) -> bool {
     !local.is_empty() && domain.contains('.') && domain.split('.').all(|label| !label.is_empty())
 }
 
+/// Longest name accepted, in characters.
+const MAX_NAME_CHARS: usize = 200;
+/// Longest email accepted: the longest address SMTP can carry (RFC 5321).
+const MAX_EMAIL_BYTES: usize = 254;
+
 /// The fields a create or update may carry; which are required is up to the caller.
 struct Fields {
     name: Option<String>,
@@ -77,6 +82,12 @@ fn fields(request: &Request) -> Result<Fields, Response> {
     };
     if name.as_ref().is_some_and(|n| n.trim().is_empty()) {
         return Err(invalid("name must not be empty"));
+    }
+    if name.as_ref().is_some_and(|n| n.chars().count() > MAX_NAME_CHARS) {
+        return Err(invalid(&format!("name must be at most {MAX_NAME_CHARS} characters")));
+    }
+    if email.as_ref().is_some_and(|e| e.len() > MAX_EMAIL_BYTES) {
+        return Err(invalid(&format!("email must be at most {MAX_EMAIL_BYTES} bytes")));
     }
     if let Some(email) = &email
         && !valid_email(email)
