@@ -228,3 +228,22 @@ fn values_too_large_to_cross_between_components_are_the_callers_error_and_never_
     assert_eq!(breaker.state.as_str(), "closed", "{breaker:?}");
     assert_eq!(host.get("/consumer/greet/Ada").status, 200);
 }
+
+#[test]
+fn a_component_cannot_take_more_memory_or_more_of_the_pool_than_its_share() {
+    let hostile = ["testing/memories", "testing/many-instances", "testing/many-memories"];
+    let host = Host::start_with(&[&hostile[..], &["hello"]].concat(), "[limits]\nmemory_mib = 128\n");
+    let failed = host.services().failed;
+    let reason = |name: &str| {
+        let entry = failed.iter().find(|f| f.name == name);
+        entry.unwrap_or_else(|| panic!("{name} is refused: {failed:?}")).error.clone()
+    };
+    let memories = reason("memories");
+    assert!(memories.contains("128 MiB: limits.memory_mib"), "four memories of 48 MiB are 192 MiB: {memories}");
+    assert!(reason("many-instances").contains("64"), "{}", reason("many-instances"));
+    assert!(reason("many-memories").contains("memories"), "{}", reason("many-memories"));
+    assert_eq!(host.get("/hello/").status, 200, "a healthy neighbour serves");
+
+    let roomy = Host::start_with(&["testing/memories"], "[limits]\nmemory_mib = 256\n");
+    assert!(roomy.services().failed.is_empty(), "with room for all four it loads: the refusal was their total");
+}

@@ -10,7 +10,8 @@ use std::process::Command;
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository root");
     let components = root.join("components");
-    for input in inputs(&components).into_iter().chain([root.join("wit"), root.join("dist")]) {
+    let wat = components.join("testing/wat");
+    for input in inputs(&components).into_iter().chain([root.join("wit"), root.join("dist"), wat.clone()]) {
         println!("cargo:rerun-if-changed={}", input.display());
     }
     // The inner cargo must not inherit this build's settings (target dir, flags, jobserver).
@@ -28,6 +29,21 @@ fn main() {
             "building the guest components failed (components/build.sh, output above). \
              `make test` installs the wasm toolchain and builds them; see ../shared/TOOLCHAIN.md"
         );
+    }
+    assemble(&wat, &root.join("dist/testing"));
+}
+
+/// Assembles the test components written in the component text format (shapes no language
+/// toolchain produces on purpose, such as many memories) into `dist/testing/NAME.wasm`.
+fn assemble(sources: &Path, dist: &Path) {
+    std::fs::create_dir_all(dist).expect("the dist/testing folder");
+    for source in std::fs::read_dir(sources).expect("components/testing/wat").flatten().map(|e| e.path()) {
+        if source.extension().is_none_or(|e| e != "wat") {
+            continue;
+        }
+        let binary = wat::parse_file(&source).unwrap_or_else(|e| panic!("{}: {e}", source.display()));
+        let name = source.file_stem().expect("a file name");
+        std::fs::write(dist.join(name).with_extension("wasm"), binary).expect("writing an assembled component");
     }
 }
 

@@ -51,9 +51,17 @@ impl LoadedComponent {
         let started = Instant::now();
         let instantiated = tokio::time::timeout_at(deadline.into(), self.pre.instantiate_async(&mut store)).await;
         let failed = |reason: String| Fault::Instantiation { component: self.name.to_string(), reason };
-        let instance = instantiated
-            .map_err(|_| failed("it did not finish before the deadline".into()))?
-            .map_err(|e| failed(reason(&e)))?;
+        let instance =
+            instantiated.map_err(|_| failed("it did not finish before the deadline".into()))?.map_err(|e| {
+                let mut why = reason(&e);
+                if store.data().ran_out_of_memory() {
+                    why += &format!(
+                        " (all its memories together may take {} MiB: limits.memory_mib)",
+                        self.limits.memory_mib
+                    );
+                }
+                failed(why)
+            })?;
         let labels = ComponentLabels { component: self.name.to_string() };
         METRICS.instantiation_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
         Ok(Warm { store, instance, slot: Some(slot), proxy: None, _alive: Alive::new(&self.name) })

@@ -64,6 +64,10 @@ pub(super) async fn prepare(
         limits,
     })
     .map_err(anyhow::Error::from)?;
+    // One instance now: a component that can never be instantiated (its memories past its
+    // limit, a trapping start) is refused at load with the reason, and the first request
+    // finds an instance warm.
+    loaded.invoke(load_call(), async |_| Ok(())).await.map_err(anyhow::Error::from)?;
     loaded.routes = routes_of(shared, &loaded).await?;
     Ok(loaded)
 }
@@ -107,8 +111,7 @@ async fn call_routes(loaded: &LoadedComponent) -> anyhow::Result<Vec<(String, St
     let export =
         loaded.description.export_named(ROUTES_INTERFACE).map(|e| e.full_name.clone()).context("no routes export")?;
     let index = loaded.export_function(&export, "routes").context("its routes export has no `routes` function")?;
-    let call =
-        CallContext { deadline: Instant::now() + ROUTES_CALL_TIMEOUT, depth: 0, correlation_id: Arc::from("load") };
+    let call = load_call();
     let mut results = [Val::Bool(false)];
     loaded
         .invoke(call, async |warm| {
@@ -130,4 +133,9 @@ async fn call_routes(loaded: &LoadedComponent) -> anyhow::Result<Vec<(String, St
             other => bail!("a route is {other:?}, expected a record"),
         })
         .collect()
+}
+
+/// The context of work done at load time: bounded by [`ROUTES_CALL_TIMEOUT`].
+fn load_call() -> CallContext {
+    CallContext { deadline: Instant::now() + ROUTES_CALL_TIMEOUT, depth: 0, correlation_id: Arc::from("load") }
 }
