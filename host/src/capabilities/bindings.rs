@@ -1,5 +1,5 @@
 //! Every binding the host generates from WIT, in one place: the interfaces Trellis provides
-//! to components besides WASI (`wasi:keyvalue`, `wasi:logging`). Calls between components
+//! to components besides WASI (`wasi:keyvalue`, `trellis:keyvalue`, `wasi:logging`). Calls between components
 //! use no generated bindings: the linker forwards them as dynamic values.
 
 wasmtime::component::bindgen!({
@@ -14,4 +14,5 @@ wasmtime::component::bindgen!({
 });
 
 pub(crate) use wasi::keyvalue::{atomics, batch, store};
+pub(crate) use trellis::keyvalue::ordered;
 pub(crate) use wasi::logging::logging;

@@ -1,13 +1,16 @@
-//! The writes a group commit applies, one at a time, each within its component's storage
-//! quota: the size of a key and of a value, how many keys and how many bytes (keys and values
-//! together) a component may keep. What each component uses is kept in its own table and
-//! changed in the transaction that changes the data, so it is exact after any crash.
+//! The writes a group commit applies, one at a time. Every write is a list of operations
+//! (set, delete, increment, expect) applied all or none: `wasi:keyvalue`'s single writes are
+//! lists of one, a compare-and-swap is an expect and a set, `trellis:keyvalue/ordered.write`
+//! is any list. Each write stays within its component's storage quota: the size of a key and
+//! of a value, how many keys and how many bytes (keys and values together) it may keep. What
+//! each component uses is kept in its own table and changed in the transaction that changes
+//! the data, so it is exact after any crash.
 
 use std::collections::HashMap;
 
 use redb::{ReadableTable, TableDefinition};
 
-use super::redb_backend::{StorageError, Swap};
+use super::redb_backend::StorageError;
 use crate::config::Limits;
 
 /// (namespace, bucket, key) -> value.
@@ -17,6 +20,7 @@ pub(super) const ENTRIES: TableDefinition<(&str, &str, &str), &[u8]> = TableDefi
 pub(super) const USAGE: TableDefinition<&str, (u64, u64)> = TableDefinition::new("usage");
 
 pub(super) type Entries<'txn> = redb::Table<'txn, (&'static str, &'static str, &'static str), &'static [u8]>;
+type UsageTable<'txn> = redb::Table<'txn, &'static str, (u64, u64)>;
 
 /// What one component may keep in storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,20 +48,26 @@ impl Quota {
 
     fn check_entry(&self, key: &str, value_len: usize) -> Result<(), StorageError> {
         if key.len() > self.max_key_bytes {
-            return Err(StorageError::Quota(format!(
-                "key of {} bytes is over limits.max_key_bytes ({})",
-                key.len(),
-                self.max_key_bytes
-            )));
+            let message = format!("key of {} bytes is over limits.max_key_bytes ({})", key.len(), self.max_key_bytes);
+            return Err(StorageError::Quota(message));
         }
         if value_len > self.max_value_bytes {
-            return Err(StorageError::Quota(format!(
-                "value of {value_len} bytes is over limits.max_value_bytes ({})",
-                self.max_value_bytes
-            )));
+            let message = format!("value of {value_len} bytes is over limits.max_value_bytes ({})", self.max_value_bytes);
+            return Err(StorageError::Quota(message));
         }
         Ok(())
     }
+}
+
+/// One operation of a write.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    Set(String, Vec<u8>),
+    Delete(String),
+    /// Adds to the 8-byte little-endian integer at the key (absent is 0).
+    Increment(String, i64),
+    /// The write happens only if the key holds exactly this (None: absent).
+    Expect(String, Option<Vec<u8>>),
 }
 
 /// One queued write, owned, so that whichever writer commits the group can apply it.
@@ -65,21 +75,16 @@ pub(super) struct Write {
     pub(super) namespace: String,
     pub(super) bucket: String,
     pub(super) quota: Quota,
-    pub(super) change: Change,
+    pub(super) ops: Vec<Op>,
 }
 
-pub(super) enum Change {
-    Set(Vec<(String, Vec<u8>)>),
-    Delete(Vec<String>),
-    Increment { key: String, delta: i64 },
-    CompareAndSwap { key: String, expected: Option<Vec<u8>>, value: Vec<u8> },
-}
-
-#[derive(Debug)]
-pub(super) enum Written {
-    Nothing,
-    Count(i64),
-    Swap(Swap),
+/// What a write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// Everything, with the new value of each increment in order.
+    Done(Vec<i64>),
+    /// Nothing: an expect did not hold; the key and what it holds.
+    Changed(String, Option<Vec<u8>>),
 }
 
 /// Keys and bytes per namespace within one transaction: read once, written back at its end.
@@ -89,7 +94,7 @@ pub(super) struct Usage {
 }
 
 impl Usage {
-    fn of(&mut self, table: &redb::Table<&str, (u64, u64)>, namespace: &str) -> Result<(u64, u64), StorageError> {
+    fn of(&mut self, table: &UsageTable, namespace: &str) -> Result<(u64, u64), StorageError> {
         if let Some(used) = self.namespaces.get(namespace) {
             return Ok(*used);
         }
@@ -98,7 +103,7 @@ impl Usage {
         Ok(used)
     }
 
-    pub(super) fn save(self, table: &mut redb::Table<&str, (u64, u64)>) -> Result<(), StorageError> {
+    pub(super) fn save(self, table: &mut UsageTable) -> Result<(), StorageError> {
         for (namespace, used) in self.namespaces {
             table.insert(namespace.as_str(), used)?;
         }
@@ -109,102 +114,92 @@ impl Usage {
 /// The tables a write changes.
 pub(super) struct Tables<'a, 'txn> {
     pub(super) entries: &'a mut Entries<'txn>,
-    pub(super) usage_table: &'a redb::Table<'txn, &'static str, (u64, u64)>,
+    pub(super) usage_table: &'a UsageTable<'txn>,
     pub(super) usage: &'a mut Usage,
 }
 
+/// A key's value after the ops so far: `None` deleted, `Some` its new bytes.
+type Pending<'w> = HashMap<&'w str, Option<Vec<u8>>>;
+
 impl Write {
     /// The outer error is the database's (the whole group fails); the inner one this write's,
-    /// which changes nothing.
+    /// which then changes nothing.
     pub(super) fn apply(&self, t: &mut Tables) -> Result<Result<Written, StorageError>, StorageError> {
         let (namespace, bucket) = (self.namespace.as_str(), self.bucket.as_str());
-        let stored_len = |t: &Tables, key: &str| -> Result<Option<usize>, StorageError> {
-            Ok(t.entries.get((namespace, bucket, key))?.map(|v| v.value().len()))
+        let stored = |t: &Tables, key: &str| -> Result<Option<Vec<u8>>, StorageError> {
+            Ok(t.entries.get((namespace, bucket, key))?.map(|v| v.value().to_vec()))
         };
-        // The new entries with the length each replaces, all checked before any is written.
-        let mut puts: Vec<(&str, &[u8], Option<usize>)> = Vec::new();
-        let mut deletes: Vec<(&str, usize)> = Vec::new();
-        let mut answer = Written::Nothing;
-        let count;
-        match &self.change {
-            Change::Set(entries) => {
-                for (key, value) in entries {
-                    puts.push((key, value, stored_len(t, key)?));
-                }
-            }
-            Change::Delete(keys) => {
-                for key in keys {
-                    if let Some(len) = stored_len(t, key)? {
-                        deletes.push((key, len));
+        let mut pending: Pending = HashMap::new();
+        let mut counts = Vec::new();
+        for op in &self.ops {
+            match op {
+                Op::Set(key, value) => {
+                    if let Err(over) = self.quota.check_entry(key, value.len()) {
+                        return Ok(Err(over));
                     }
+                    pending.insert(key, Some(value.clone()));
                 }
-            }
-            Change::Increment { key, delta } => {
-                let current = match t.entries.get((namespace, bucket, key.as_str()))? {
-                    None => None,
-                    Some(v) => match <[u8; 8]>::try_from(v.value()) {
-                        Ok(bytes) => Some(i64::from_le_bytes(bytes)),
-                        Err(_) => {
+                Op::Delete(key) => {
+                    pending.insert(key, None);
+                }
+                Op::Increment(key, delta) => {
+                    let current = match pending.get(key.as_str()) {
+                        Some(value) => value.clone(),
+                        None => stored(t, key)?,
+                    };
+                    let current = match current.as_deref().map(<[u8; 8]>::try_from) {
+                        None => 0,
+                        Some(Ok(bytes)) => i64::from_le_bytes(bytes),
+                        Some(Err(_)) => {
                             let message = format!("key {key:?} does not hold an 8-byte integer, cannot increment it");
                             return Ok(Err(StorageError::Refused(message)));
                         }
-                    },
-                };
-                let Some(next) = current.unwrap_or(0).checked_add(*delta) else {
-                    return Ok(Err(StorageError::Refused(format!("incrementing key {key:?} would overflow"))));
-                };
-                count = next.to_le_bytes();
-                puts.push((key, &count, current.map(|_| 8)));
-                answer = Written::Count(next);
-            }
-            Change::CompareAndSwap { key, expected, value } => {
-                let current = t.entries.get((namespace, bucket, key.as_str()))?.map(|v| v.value().to_vec());
-                if current != *expected {
-                    return Ok(Ok(Written::Swap(Swap::Changed(current))));
+                    };
+                    let Some(next) = current.checked_add(*delta) else {
+                        return Ok(Err(StorageError::Refused(format!("incrementing key {key:?} would overflow"))));
+                    };
+                    pending.insert(key, Some(next.to_le_bytes().to_vec()));
+                    counts.push(next);
                 }
-                puts.push((key, value, current.map(|v| v.len())));
-                answer = Written::Swap(Swap::Done);
+                Op::Expect(key, expected) => {
+                    let current = match pending.get(key.as_str()) {
+                        Some(value) => value.clone(),
+                        None => stored(t, key)?,
+                    };
+                    if current != *expected {
+                        return Ok(Ok(Written::Changed(key.clone(), current)));
+                    }
+                }
             }
         }
-        if let Err(over) = self.check(t, &puts, &deletes)? {
+        if let Err(over) = self.count(t, &pending)? {
             return Ok(Err(over));
         }
-        for (key, value, _) in puts {
-            t.entries.insert((namespace, bucket, key), value)?;
+        for (key, value) in pending {
+            match value {
+                Some(value) => t.entries.insert((namespace, bucket, key), value.as_slice())?,
+                None => t.entries.remove((namespace, bucket, key))?,
+            };
         }
-        for (key, _) in deletes {
-            t.entries.remove((namespace, bucket, key))?;
-        }
-        Ok(Ok(answer))
+        Ok(Ok(Written::Done(counts)))
     }
 
-    /// Whether the write fits the quota; if it does, what it uses is counted.
-    fn check(
-        &self,
-        t: &mut Tables,
-        puts: &[(&str, &[u8], Option<usize>)],
-        deletes: &[(&str, usize)],
-    ) -> Result<Result<(), StorageError>, StorageError> {
+    /// Whether the write's final state fits the quota; if it does, what it uses is counted.
+    /// A write that shrinks what is used is always allowed, even over a lowered quota.
+    fn count(&self, t: &mut Tables, pending: &Pending) -> Result<Result<(), StorageError>, StorageError> {
         let before = t.usage.of(t.usage_table, &self.namespace)?;
         let (mut keys, mut bytes) = before;
-        for (key, value, replaced) in puts {
-            if let Err(over) = self.quota.check_entry(key, value.len()) {
-                return Ok(Err(over));
+        for (key, value) in pending {
+            let old = t.entries.get((self.namespace.as_str(), self.bucket.as_str(), *key))?.map(|v| v.value().len());
+            if let Some(old) = old {
+                keys = keys.saturating_sub(1);
+                bytes = bytes.saturating_sub((key.len() + old) as u64);
             }
-            match replaced {
-                Some(old) => bytes = bytes.saturating_sub(*old as u64),
-                None => {
-                    keys += 1;
-                    bytes += key.len() as u64;
-                }
+            if let Some(value) = value {
+                keys += 1;
+                bytes += (key.len() + value.len()) as u64;
             }
-            bytes += value.len() as u64;
         }
-        for (key, len) in deletes {
-            keys = keys.saturating_sub(1);
-            bytes = bytes.saturating_sub((key.len() + len) as u64);
-        }
-        // A write that shrinks what is used is always allowed, even over a lowered quota.
         if keys > self.quota.max_keys && keys > before.0 {
             let message = format!("{keys} keys would be over limits.max_keys ({})", self.quota.max_keys);
             return Ok(Err(StorageError::Quota(message)));

@@ -1,12 +1,14 @@
-//! The WIT implementation of `wasi:keyvalue` (store, atomics, batch) on [`KeyValueView`]:
-//! resources in the Store's table, reads inline, writes through the namespace.
+//! The WIT implementation of `wasi:keyvalue` (store, atomics, batch) and of our
+//! `trellis:keyvalue/ordered` on [`KeyValueView`]: resources in the Store's table, reads
+//! inline, writes through the namespace.
 
 use wasmtime::component::Resource;
 
+use super::changes::{Op, Written};
 use super::redb_backend::Swap;
 use super::resources::{Bucket, Cas};
 use super::{KeyValueView, store};
-use crate::capabilities::bindings::{atomics, batch};
+use crate::capabilities::bindings::{atomics, batch, ordered};
 
 type Answer<T> = wasmtime::Result<Result<T, store::Error>>;
 
@@ -127,5 +129,44 @@ impl batch::Host for KeyValueView<'_> {
     async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Answer<()> {
         let name = self.bucket_name(&bucket)?;
         Ok(self.namespace.write("delete-many", name, move |s, scope| s.delete_many(scope, keys)).await)
+    }
+}
+
+impl ordered::Host for KeyValueView<'_> {
+    async fn scan(
+        &mut self,
+        bucket: Resource<Bucket>,
+        prefix: String,
+        after: Option<String>,
+        skip: u32,
+        limit: u32,
+    ) -> Answer<Vec<ordered::Entry>> {
+        let name = self.bucket_name(&bucket)?;
+        let found = self
+            .namespace
+            .read("scan", &name, |s, scope| s.scan(scope, &prefix, after.as_deref(), skip as usize, limit as usize));
+        Ok(found.map(|entries| entries.into_iter().map(|(key, value)| ordered::Entry { key, value }).collect()))
+    }
+
+    async fn write(
+        &mut self,
+        bucket: Resource<Bucket>,
+        ops: Vec<ordered::Op>,
+    ) -> wasmtime::Result<Result<Vec<i64>, ordered::WriteError>> {
+        let name = self.bucket_name(&bucket)?;
+        let ops = ops
+            .into_iter()
+            .map(|op| match op {
+                ordered::Op::Set(entry) => Op::Set(entry.key, entry.value),
+                ordered::Op::Delete(key) => Op::Delete(key),
+                ordered::Op::Increment((key, delta)) => Op::Increment(key, delta),
+                ordered::Op::Expect((key, value)) => Op::Expect(key, value),
+            })
+            .collect();
+        Ok(match self.namespace.write("write", name, move |s, scope| s.write_all(scope, ops)).await {
+            Ok(Written::Done(counts)) => Ok(counts),
+            Ok(Written::Changed(key, now)) => Err(ordered::WriteError::Changed((key, now))),
+            Err(e) => Err(ordered::WriteError::Store(e)),
+        })
     }
 }

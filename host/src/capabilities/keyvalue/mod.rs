@@ -3,7 +3,7 @@
 //! ([`KeyValueView`]), the WIT implementation on that view (`host`), and the redb backend
 //! (`redb_backend`). The bucket identifiers a component opens are its own to choose.
 
-mod changes;
+pub(crate) mod changes;
 mod host;
 mod redb_backend;
 pub(crate) mod resources;
@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
-use crate::capabilities::bindings::{atomics, batch, store};
+use crate::capabilities::bindings::{atomics, batch, ordered, store};
 use crate::ops::metrics::{METRICS, StorageLabels};
 use redb_backend::Scope;
 
@@ -120,12 +120,13 @@ impl HasData for KeyValue {
     type Data<'a> = KeyValueView<'a>;
 }
 
-/// Registers the three interfaces in a linker whose Store data gives a [`KeyValueView`].
+/// Registers the four interfaces in a linker whose Store data gives a [`KeyValueView`].
 pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> KeyValueView<'_>,
 ) -> wasmtime::Result<()> {
     store::add_to_linker::<T, KeyValue>(linker, view)?;
     atomics::add_to_linker::<T, KeyValue>(linker, view)?;
-    batch::add_to_linker::<T, KeyValue>(linker, view)
+    batch::add_to_linker::<T, KeyValue>(linker, view)?;
+    ordered::add_to_linker::<T, KeyValue>(linker, view)
 }

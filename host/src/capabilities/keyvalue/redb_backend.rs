@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableError};
 
-use super::changes::{Change, ENTRIES, Quota, Tables, USAGE, Usage, Write, Written, recount};
+use super::changes::{ENTRIES, Op, Quota, Tables, USAGE, Usage, Write, Written, recount};
 
 /// Keys returned by one `list-keys` page: enough to page through large buckets without
 /// building huge lists in one call.
@@ -136,11 +136,11 @@ impl Storage {
     }
 
     pub(crate) fn set_many(&self, scope: Scope, entries: Vec<(String, Vec<u8>)>) -> Result<(), StorageError> {
-        self.write(scope, Change::Set(entries)).map(|_| ())
+        self.write(scope, entries.into_iter().map(|(k, v)| Op::Set(k, v)).collect()).map(|_| ())
     }
 
     pub(crate) fn delete_many(&self, scope: Scope, keys: Vec<String>) -> Result<(), StorageError> {
-        self.write(scope, Change::Delete(keys)).map(|_| ())
+        self.write(scope, keys.into_iter().map(Op::Delete).collect()).map(|_| ())
     }
 
     /// Up to [`LIST_PAGE`] keys after `cursor` (exclusive), in key order, and the cursor of
@@ -172,10 +172,37 @@ impl Storage {
         Ok((keys, None))
     }
 
+    /// Up to `limit` (at most [`LIST_PAGE`]) entries whose keys start with `prefix`, in key
+    /// order, after `after` (exclusive) when given, once `skip` entries are passed over. It
+    /// seeks to where it starts: its cost is what it skips and returns.
+    pub(crate) fn scan(
+        &self,
+        scope: Scope,
+        prefix: &str,
+        after: Option<&str>,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let txn = self.db()?.begin_read()?;
+        let table = txn.open_table(ENTRIES)?;
+        let from = after.filter(|a| *a > prefix).unwrap_or(prefix);
+        let mut found = Vec::new();
+        let entries = table.range((scope.namespace, scope.bucket, from)..)?;
+        for entry in entries.skip_while(|e| e.as_ref().is_ok_and(|(k, _)| Some(k.value().2) == after)).skip(skip) {
+            let (k, v) = entry?;
+            let (ns, bucket, key) = k.value();
+            if ns != scope.namespace || bucket != scope.bucket || !key.starts_with(prefix) || found.len() == limit.min(LIST_PAGE) {
+                break;
+            }
+            found.push((key.to_string(), v.value().to_vec()));
+        }
+        Ok(found)
+    }
+
     /// Adds `delta` to the integer stored at `key` (8 bytes, little-endian; absent is 0).
     pub(crate) fn increment(&self, scope: Scope, key: String, delta: i64) -> Result<i64, StorageError> {
-        match self.write(scope, Change::Increment { key, delta })? {
-            Written::Count(count) => Ok(count),
+        match self.write(scope, vec![Op::Increment(key, delta)])? {
+            Written::Done(counts) => Ok(counts[0]),
             other => unreachable!("an increment answered {other:?}"),
         }
     }
@@ -188,22 +215,27 @@ impl Storage {
         expected: Option<Vec<u8>>,
         value: Vec<u8>,
     ) -> Result<Swap, StorageError> {
-        match self.write(scope, Change::CompareAndSwap { key, expected, value })? {
-            Written::Swap(swap) => Ok(swap),
-            other => unreachable!("a compare-and-swap answered {other:?}"),
+        match self.write(scope, vec![Op::Expect(key.clone(), expected), Op::Set(key, value)])? {
+            Written::Done(_) => Ok(Swap::Done),
+            Written::Changed(_, now) => Ok(Swap::Changed(now)),
         }
+    }
+
+    /// Applies `ops` all or none, in one durable transaction.
+    pub(crate) fn write_all(&self, scope: Scope, ops: Vec<Op>) -> Result<Written, StorageError> {
+        self.write(scope, ops)
     }
 
     /// Queues one write and returns once a committed transaction holds it. The first writer to
     /// find no commit under way commits everything queued so far, its own write included;
     /// writes queued meanwhile go together into the next commit.
-    fn write(&self, scope: Scope, change: Change) -> Result<Written, StorageError> {
+    fn write(&self, scope: Scope, ops: Vec<Op>) -> Result<Written, StorageError> {
         let (reply, outcome) = sync_channel(1);
         let write = Write {
             namespace: scope.namespace.to_string(),
             bucket: scope.bucket.to_string(),
             quota: scope.quota,
-            change,
+            ops,
         };
         self.inner.group.queue.lock().unwrap_or_else(PoisonError::into_inner).push((write, reply));
         let _committing = self.inner.group.commit.lock().unwrap_or_else(PoisonError::into_inner);

@@ -1,6 +1,7 @@
 //! The backend on its own: isolation, durability, paging, atomics, group commit, quotas.
 use super::*;
 use crate::capabilities::keyvalue::Quota;
+use crate::capabilities::keyvalue::changes::Op;
 
 fn storage() -> (Storage, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -99,19 +100,19 @@ fn concurrent_increments_each_get_their_own_value() {
 fn a_refused_write_in_a_group_fails_alone() {
     let (s, _dir) = storage();
     s.set_many(USERS, vec![("text".into(), b"hello".to_vec())]).unwrap();
-    let write =
-        |change| Write { namespace: USERS.namespace.into(), bucket: USERS.bucket.into(), quota: Quota::NONE, change };
+    let write = |ops| Write { namespace: USERS.namespace.into(), bucket: USERS.bucket.into(), quota: Quota::NONE, ops };
     let results = s
         .commit(vec![
-            write(Change::Set(vec![("a".into(), b"1".to_vec())])),
-            write(Change::Increment { key: "text".into(), delta: 1 }),
-            write(Change::Set(vec![("b".into(), b"2".to_vec())])),
+            write(vec![Op::Set("a".into(), b"1".to_vec())]),
+            write(vec![Op::Set("c".into(), b"3".to_vec()), Op::Increment("text".into(), 1)]),
+            write(vec![Op::Set("b".into(), b"2".to_vec())]),
         ])
         .unwrap();
     assert!(results[0].is_ok() && results[2].is_ok());
     assert!(results[1].as_ref().unwrap_err().to_string().contains("8-byte integer"));
     assert_eq!(s.get_many(USERS, &["a".into(), "b".into()]).unwrap(), vec![Some(b"1".to_vec()), Some(b"2".to_vec())]);
     assert_eq!(s.get(USERS, "text").unwrap(), Some(b"hello".to_vec()));
+    assert_eq!(s.get(USERS, "c").unwrap(), None, "the refused write's own set did not happen");
 }
 
 #[test]
@@ -158,4 +159,37 @@ fn the_database_file_is_readable_only_by_its_owner() {
     let path = dir.path().join("kv.redb");
     Storage::open(&path).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn a_write_of_several_ops_happens_whole_or_not_at_all() {
+    let (s, _dir) = storage();
+    let ops = vec![
+        Op::Expect("order/1".into(), None),
+        Op::Set("order/1".into(), b"{}".to_vec()),
+        Op::Set("by-user/7/1".into(), vec![]),
+        Op::Increment("count".into(), 1),
+        Op::Increment("count".into(), 1),
+    ];
+    assert_eq!(s.write_all(USERS, ops.clone()).unwrap(), Written::Done(vec![1, 2]));
+    assert_eq!(s.write_all(USERS, ops).unwrap(), Written::Changed("order/1".into(), Some(b"{}".to_vec())));
+    assert_eq!(s.get(USERS, "count").unwrap(), Some(2i64.to_le_bytes().to_vec()), "the refused write changed nothing");
+    let refused = s.write_all(USERS, vec![Op::Delete("by-user/7/1".into()), Op::Increment("order/1".into(), 1)]);
+    assert!(refused.unwrap_err().to_string().contains("8-byte integer"));
+    assert_eq!(s.get(USERS, "by-user/7/1").unwrap(), Some(vec![]), "the delete before the refusal did not happen");
+}
+
+#[test]
+fn a_scan_seeks_to_its_prefix_and_position_and_stops_at_the_prefixs_end() {
+    let (s, _dir) = storage();
+    let entries: Vec<_> = (0..50).map(|i| (format!("i/{i:03}"), vec![i as u8])).collect();
+    s.set_many(USERS, entries).unwrap();
+    s.set_many(USERS, vec![("h".into(), vec![]), ("j".into(), vec![])]).unwrap();
+    let keys = |found: Vec<(String, Vec<u8>)>| found.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    assert_eq!(keys(s.scan(USERS, "i/", None, 0, 3).unwrap()), ["i/000", "i/001", "i/002"]);
+    assert_eq!(keys(s.scan(USERS, "i/", Some("i/010"), 0, 2).unwrap()), ["i/011", "i/012"]);
+    assert_eq!(keys(s.scan(USERS, "i/", Some("i/010"), 5, 2).unwrap()), ["i/016", "i/017"]);
+    assert_eq!(keys(s.scan(USERS, "i/", None, 48, 10).unwrap()), ["i/048", "i/049"], "stops at the prefix's end");
+    assert_eq!(s.scan(USERS, "i/", Some("i/0105"), 0, 1).unwrap()[0].0, "i/011", "after a key that is not there");
+    assert!(s.scan(ORDERS, "i/", None, 0, 10).unwrap().is_empty(), "another namespace");
 }
