@@ -1,7 +1,8 @@
 //! The API gateway: aggregates the user and order services through their WIT interfaces
 //! (`shop:users/api`, `shop:orders/api`), never over HTTP, and stores nothing itself.
 //!
-//! - `GET /api/v1/users/{id}/profile`: the user with every order. If the order service is
+//! - `GET /api/v1/users/{id}/profile`: the user with their first orders (at most
+//!   [`PROFILE_ORDERS`], oldest first) and how many they have. If the order service is
 //!   unavailable, still 200 with `"orders": null` and a `degraded` note naming it.
 //! - `GET /api/v1/dashboard`: user and order totals and revenue.
 
@@ -21,13 +22,17 @@ wit_bindgen::generate!({
     // Users and orders are served as the JSON the services themselves answer with.
     additional_derives: [serde::Serialize],
     additional_type_attributes: {
-        "shop:orders/api@0.1.0/status": [#[serde(rename_all = "lowercase")]],
-        "shop:orders/api@0.1.0/product-id": [#[serde(untagged)]],
+        "shop:orders/api@0.2.0/status": [#[serde(rename_all = "lowercase")]],
+        "shop:orders/api@0.2.0/product-id": [#[serde(untagged)]],
     },
     generate_all,
 });
 
 struct Gateway;
+
+/// Orders shown in a profile: one bounded page, whatever the user's number of orders (all of
+/// them are at `/api/v1/orders/user/{id}`).
+const PROFILE_ORDERS: u32 = 100;
 
 export!(Gateway);
 wasip2::http::proxy::export!(Gateway);
@@ -60,8 +65,8 @@ fn profile(id: u64) -> Answer {
             return Err(Response::error(400, "invalid", &why));
         }
     };
-    Ok(match orders::orders_of_user(id) {
-        Ok(list) => Response::json(200, &json!({ "user": user, "total_orders": list.len(), "orders": list })),
+    Ok(match orders::orders_of_user(id, None, PROFILE_ORDERS) {
+        Ok(page) => Response::json(200, &json!({ "user": user, "total_orders": page.total, "orders": page.orders })),
         Err(orders::Error::Unavailable(why)) => {
             service_kit::warn("gateway", &format!("profile {id} degraded: {why}"));
             Response::json(200, &json!({ "user": user, "orders": null, "total_orders": null, "degraded": why }))

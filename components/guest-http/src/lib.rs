@@ -1,11 +1,13 @@
 //! The HTTP plumbing every guest component shares: a `wasi:http` request read whole into a
-//! plain struct, and a response written back in one go, with the JSON error shape every
+//! plain struct, and a response written back in one go (or streamed as it is produced), with the JSON error shape every
 //! Trellis service uses (`{"error": {"code", "message"}}`). Handlers return [`Answer`]: a
 //! refusal is an `Err(response)`, so they read straight down with `?`. Routing and business
 //! logic stay in each component.
 
+use std::io::Write;
 use wasip2::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
-use wasip2::io::streams::StreamError;
+
+use wasip2::io::streams::{OutputStream, StreamError};
 
 /// Bytes written per call: the most `blocking-write-and-flush` accepts at once.
 const WRITE_CHUNK: usize = 4096;
@@ -97,31 +99,72 @@ fn read_body(incoming: &IncomingRequest) -> Result<Vec<u8>, String> {
 /// What a handler gives: the response, or the response that refuses the request.
 pub type Answer = Result<Response, Response>;
 
-/// A response, written whole.
-#[derive(Debug, Clone)]
+/// A response, written whole, or streamed as its body is produced.
+#[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
     /// Headers besides `content-type` and `content-length`.
     pub headers: Vec<(&'static str, String)>,
+    /// When set, the body is what this writes, sent as it is written (and `body` is unused).
+    pub stream: Option<Stream>,
+}
+
+/// Writes a streamed body. An error ends the body early: the client sees it incomplete.
+pub struct Stream(Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()>>);
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stream")
+    }
+}
+
+/// The response body as an `io::Write`, sent in chunks of [`WRITE_CHUNK`] bytes.
+struct BodyWriter<'a> {
+    stream: &'a OutputStream,
+    buffer: Vec<u8>,
+}
+
+impl Write for BodyWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= WRITE_CHUNK {
+            self.flush()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        for chunk in self.buffer.chunks(WRITE_CHUNK) {
+            self.stream.blocking_write_and_flush(chunk).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        }
+        self.buffer.clear();
+        Ok(())
+    }
 }
 
 impl Response {
     pub fn json(status: u16, value: &impl serde::Serialize) -> Self {
         match serde_json::to_vec(value) {
-            Ok(body) => Self { status, content_type: "application/json", body, headers: Vec::new() },
+            Ok(body) => Self { status, content_type: "application/json", body, headers: Vec::new(), stream: None },
             Err(e) => Self::error(500, "internal", &format!("cannot encode the answer: {e}")),
         }
     }
 
     pub fn text(status: u16, text: impl Into<String>) -> Self {
-        Self { status, content_type: "text/plain; charset=utf-8", body: text.into().into_bytes(), headers: Vec::new() }
+        Self {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: text.into().into_bytes(),
+            headers: Vec::new(),
+            stream: None,
+        }
     }
 
     /// 204 with no body.
     pub fn empty() -> Self {
-        Self { status: 204, content_type: "text/plain", body: Vec::new(), headers: Vec::new() }
+        Self { status: 204, content_type: "text/plain", body: Vec::new(), headers: Vec::new(), stream: None }
     }
 
     /// The same response with one more header.
@@ -133,7 +176,13 @@ impl Response {
     /// `{"error": {"code": code, "message": message}}`.
     pub fn error(status: u16, code: &str, message: &str) -> Self {
         let body = serde_json::json!({ "error": { "code": code, "message": message } });
-        Self { status, content_type: "application/json", body: body.to_string().into_bytes(), headers: Vec::new() }
+        Self {
+            status,
+            content_type: "application/json",
+            body: body.to_string().into_bytes(),
+            headers: Vec::new(),
+            stream: None,
+        }
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -144,11 +193,23 @@ impl Response {
         Self::error(405, "method_not_allowed", &format!("{method} is not allowed on {path}"))
     }
 
+    /// A response whose body `write` produces while it is sent, in chunks and without a
+    /// `content-length`: its memory stays flat whatever its size.
+    pub fn streamed(
+        status: u16,
+        content_type: &'static str,
+        write: impl FnOnce(&mut dyn Write) -> std::io::Result<()> + 'static,
+    ) -> Self {
+        Self { status, content_type, body: Vec::new(), headers: Vec::new(), stream: Some(Stream(Box::new(write))) }
+    }
+
     /// Sends the response through the outparam.
     pub fn send(self, out: ResponseOutparam) {
         let headers = Fields::new();
         let _ = headers.set("content-type", &[self.content_type.as_bytes().to_vec()]);
-        let _ = headers.set("content-length", &[self.body.len().to_string().into_bytes()]);
+        if self.stream.is_none() {
+            let _ = headers.set("content-length", &[self.body.len().to_string().into_bytes()]);
+        }
         for (name, value) in &self.headers {
             let _ = headers.append(name, value.as_bytes());
         }
@@ -157,6 +218,15 @@ impl Response {
         let Ok(body) = response.body() else { return };
         ResponseOutparam::set(out, Ok(response));
         let Ok(stream) = body.write() else { return };
+        if let Some(Stream(write)) = self.stream {
+            let mut writer = BodyWriter { stream: &stream, buffer: Vec::with_capacity(WRITE_CHUNK) };
+            if write(&mut writer).and_then(|()| writer.flush()).is_err() {
+                return;
+            }
+            drop(stream);
+            let _ = OutgoingBody::finish(body, None);
+            return;
+        }
         for chunk in self.body.chunks(WRITE_CHUNK) {
             if stream.blocking_write_and_flush(chunk).is_err() {
                 return;

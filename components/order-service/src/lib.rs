@@ -23,8 +23,8 @@ wit_bindgen::generate!({
     // The WIT records are the stored and served JSON too; a status is its lowercase name.
     additional_derives: [serde::Serialize, serde::Deserialize],
     additional_type_attributes: {
-        "shop:orders/api@0.1.0/status": [#[serde(rename_all = "lowercase")]],
-        "shop:orders/api@0.1.0/product-id": [#[serde(untagged)]],
+        "shop:orders/api@0.2.0/status": [#[serde(rename_all = "lowercase")]],
+        "shop:orders/api@0.2.0/product-id": [#[serde(untagged)]],
     },
     generate_all,
 });
@@ -60,7 +60,7 @@ fn route(request: Request) -> Answer {
         ("GET", ["api", "v1", "orders", "user", user_id]) => {
             let user_id =
                 service_kit::parse_id(user_id).ok_or_else(|| Response::not_found(&format!("no user {user_id}")))?;
-            Ok(Response::json(200, &orders::of_user(user_id)?))
+            orders::of_user(user_id)
         }
         (method, ["api", "v1", "orders", id]) => {
             let id = service_kit::parse_id(id).ok_or_else(|| Response::not_found(&format!("no order {id}")))?;
@@ -76,8 +76,9 @@ fn route(request: Request) -> Answer {
 }
 
 impl api::Guest for OrderService {
-    fn orders_of_user(user_id: u64) -> Result<Vec<api::Order>, api::Error> {
-        orders::of_user(user_id).map_err(|e| api::Error::Unavailable(format!("order storage failed: {e}")))
+    fn orders_of_user(user_id: u64, after: Option<u64>, limit: u32) -> Result<api::OrderPage, api::Error> {
+        orders::page_of_user(user_id, after, limit)
+            .map_err(|e| api::Error::Unavailable(format!("order storage failed: {e}")))
     }
 
     fn order_stats() -> Result<api::Stats, api::Error> {

@@ -1,11 +1,16 @@
 //! Orders: validation (including the user, through `shop:users/api`), storage, the status
 //! life cycle, and the HTTP answers for each operation. An order is the WIT record, stored
 //! and served as JSON exactly as other services receive it.
+//!
+//! Storage (bucket `orders`): each order under its zero-padded id, three indexes (`all`,
+//! `user/ID`, `status/NAME`) and the revenue, all changed in one atomic write with the order
+//! (`service_kit::Changes`). Listing reads one page of an index, totals and figures are read,
+//! never counted: every answer costs the same at a thousand orders as at a million.
 
 use guest_http::{Answer, Request, Response};
 use serde::Deserialize;
 use serde_json::Value;
-use service_kit::{Paging, StorageError, Table, invalid, parse_id};
+use service_kit::{Changes, Index, Paging, StorageError, Table, invalid, parse_id, read_count};
 
 use crate::exports::shop::orders::api::{self, Item, Order, ProductId, Status};
 use crate::shop::users::api as users;
@@ -32,12 +37,55 @@ impl Status {
 }
 
 fn orders() -> Result<Table, StorageError> {
-    Table::open("orders")
+    let orders = Table::open("orders")?;
+    index_legacy_orders(&orders)?;
+    Ok(orders)
 }
 
-/// The ids of one user's orders, as a table of its own so a user's orders are one listing.
-fn orders_of(user_id: u64) -> Result<Table, StorageError> {
-    Table::open(&format!("user-{user_id}-orders"))
+fn all() -> Index {
+    Index::new("all")
+}
+
+fn of_user_index(user_id: u64) -> Index {
+    Index::new(format!("user/{user_id}"))
+}
+
+fn with_status(status: Status) -> Index {
+    Index::new(format!("status/{}", status.name()))
+}
+
+/// The revenue of every order not cancelled, in millionths.
+const REVENUE: &str = "c/revenue-micros";
+
+/// Set once every stored order is in the indexes.
+const INDEXED: &str = "m/indexed-v1";
+
+fn micros(amount: f64) -> i64 {
+    (amount * 1e6).round() as i64
+}
+
+/// The changes that put an order in its indexes and figures.
+fn index_order(changes: &mut Changes, order: &Order) {
+    changes
+        .insert(&all(), order.id)
+        .insert(&of_user_index(order.user_id), order.id)
+        .insert(&with_status(order.status), order.id);
+    if order.status != Status::Cancelled {
+        changes.add(REVENUE.into(), micros(order.total));
+    }
+}
+
+/// Orders stored before the indexes existed are indexed once, in one atomic write.
+fn index_legacy_orders(orders: &Table) -> Result<(), StorageError> {
+    if orders.bucket().get(INDEXED)?.is_some() {
+        return Ok(());
+    }
+    let mut changes = Changes::default();
+    changes.expect(INDEXED.into(), None).set(INDEXED.into(), b"1".to_vec());
+    for order in orders.all::<Order>()? {
+        index_order(&mut changes, &order);
+    }
+    changes.commit(orders.bucket()).map(|_| ())
 }
 
 /// The body of a new order, read leniently so each problem gets its own message.
@@ -140,10 +188,16 @@ pub fn create(request: &Request) -> Answer {
         shipping_address: new.shipping_address,
         created_at: service_kit::now(),
     };
-    orders.put(id, &order)?;
-    orders_of(user_id)?.put(id, &id)?;
+    let mut changes = Changes::default();
+    changes.set(Table::key(id), encode(&order)?);
+    index_order(&mut changes, &order);
+    changes.commit(orders.bucket())?;
     service_kit::info("orders", &format!("created order {id} for user {user_id}"));
     Ok(Response::json(201, &order))
+}
+
+fn encode(order: &Order) -> Result<Vec<u8>, StorageError> {
+    serde_json::to_vec(order).map_err(|e| StorageError(e.to_string()))
 }
 
 pub fn list(request: &Request) -> Answer {
@@ -163,17 +217,28 @@ pub fn list(request: &Request) -> Answer {
         ),
     };
     let orders = orders()?;
-    let ids = match user_filter {
-        Some(user_id) => orders_of(user_id)?.ids()?,
-        None => orders.ids()?,
+    let bucket = orders.bucket();
+    let offset = (paging.page - 1).saturating_mul(paging.page_size);
+    let size = paging.page_size as u32;
+    let index = match (user_filter, status_filter) {
+        (Some(user_id), Some(status)) => {
+            // Both filters: a user's orders, read whole and filtered (a user's, not the shop's).
+            let mut matching = Vec::new();
+            let mut after = None;
+            loop {
+                let ids = of_user_index(user_id).after(bucket, after, 100)?;
+                let Some(last) = ids.last().copied() else { break };
+                matching.extend(orders.get_many::<Order>(&ids)?.into_iter().filter(|o| o.status == status));
+                after = Some(last);
+            }
+            return Ok(paging.answer(&matching[paging.range(matching.len())], matching.len()));
+        }
+        (Some(user_id), None) => of_user_index(user_id),
+        (None, Some(status)) => with_status(status),
+        (None, None) => all(),
     };
-    // Without a status filter only the page is read; with one, every candidate must be.
-    let Some(status) = status_filter else {
-        let page: Vec<Order> = orders.get_many(&ids[paging.range(ids.len())])?;
-        return Ok(paging.answer(&page, ids.len()));
-    };
-    let matching: Vec<Order> = orders.get_many::<Order>(&ids)?.into_iter().filter(|o| o.status == status).collect();
-    Ok(paging.answer(&matching[paging.range(matching.len())], matching.len()))
+    let page: Vec<Order> = orders.get_many(&index.page(bucket, offset, size)?)?;
+    Ok(paging.answer(&page, index.total(bucket)? as usize))
 }
 
 pub fn get(id: u64) -> Answer {
@@ -181,26 +246,65 @@ pub fn get(id: u64) -> Answer {
     Ok(Response::json(200, &order))
 }
 
-/// Every order of one user, oldest first.
-pub fn of_user(user_id: u64) -> Result<Vec<Order>, StorageError> {
-    let ids: Vec<u64> = orders_of(user_id)?.ids()?;
-    orders()?.get_many(&ids)
+/// At most `limit` (at most 100) of a user's orders after the order `after`, and their number.
+pub fn page_of_user(user_id: u64, after: Option<u64>, limit: u32) -> Result<api::OrderPage, StorageError> {
+    let orders = orders()?;
+    let index = of_user_index(user_id);
+    let ids = index.after(orders.bucket(), after, limit.min(100))?;
+    Ok(api::OrderPage { orders: orders.get_many(&ids)?, total: index.total(orders.bucket())? })
 }
 
-/// Moves an order to `next` and answers with `done`, or explains why it cannot.
+/// Every order of one user, oldest first, as a JSON array written while it is read, a
+/// hundred orders at a time: memory stays flat whatever their number.
+pub fn of_user(user_id: u64) -> Answer {
+    let orders = orders()?;
+    Ok(Response::streamed(200, "application/json", move |out| {
+        let index = of_user_index(user_id);
+        let (mut after, mut first) = (None, true);
+        out.write_all(b"[")?;
+        loop {
+            let ids = index.after(orders.bucket(), after, 100).map_err(std::io::Error::other)?;
+            let Some(last) = ids.last().copied() else { break };
+            for order in orders.get_many_raw(&ids).map_err(std::io::Error::other)? {
+                out.write_all(if first { b"" } else { b"," })?;
+                out.write_all(&order)?;
+                first = false;
+            }
+            after = Some(last);
+        }
+        out.write_all(b"]")
+    }))
+}
+
+/// Moves an order to `next` and answers with `done`, or explains why it cannot. The order,
+/// its status index and the revenue change together; a concurrent change is retried.
 fn transition(id: u64, next: Status, done: impl FnOnce(&Order) -> Response) -> Answer {
     let orders = orders()?;
-    let mut order = orders.get::<Order>(id)?.ok_or_else(|| Response::not_found(&format!("no order {id}")))?;
-    if order.status == next && next == Status::Cancelled {
-        return Ok(done(&order));
+    for _ in 0..8 {
+        let stored =
+            orders.bucket().get(&Table::key(id))?.ok_or_else(|| Response::not_found(&format!("no order {id}")))?;
+        let mut order: Order =
+            serde_json::from_slice(&stored).map_err(|e| StorageError(format!("order {id} is corrupt: {e}")))?;
+        if order.status == next && next == Status::Cancelled {
+            return Ok(done(&order));
+        }
+        if !order.status.can_become(next) {
+            let message = format!("order {id} is {} and cannot become {}", order.status.name(), next.name());
+            return Err(Response::error(409, "conflict", &message));
+        }
+        let was = order.status;
+        order.status = next;
+        let mut changes = Changes::default();
+        changes.expect(Table::key(id), Some(stored)).set(Table::key(id), encode(&order)?);
+        changes.remove(&with_status(was), id).insert(&with_status(next), id);
+        if next == Status::Cancelled {
+            changes.add(REVENUE.into(), -micros(order.total));
+        }
+        if changes.commit(orders.bucket())? {
+            return Ok(done(&order));
+        }
     }
-    if !order.status.can_become(next) {
-        let message = format!("order {id} is {} and cannot become {}", order.status.name(), next.name());
-        return Err(Response::error(409, "conflict", &message));
-    }
-    order.status = next;
-    orders.put(id, &order)?;
-    Ok(done(&order))
+    Err(Response::error(409, "conflict", &format!("order {id} kept changing; try again")))
 }
 
 pub fn change_status(request: &Request, id: u64) -> Answer {
@@ -217,17 +321,14 @@ pub fn cancel(id: u64) -> Answer {
     transition(id, Status::Cancelled, |_| Response::empty())
 }
 
+/// The figures, read from the totals kept with the orders.
 pub fn stats() -> Result<api::Stats, StorageError> {
-    let all: Vec<Order> = orders()?.all()?;
-    let count = |status: Status| all.iter().filter(|o| o.status == status).count() as u64;
+    let orders = orders()?;
+    let bucket = orders.bucket();
     Ok(api::Stats {
-        total_orders: all.len() as u64,
-        pending_orders: count(Status::Pending),
-        completed_orders: count(Status::Delivered),
-        total_revenue: all
-            .iter()
-            .filter(|o| o.status != Status::Cancelled)
-            .map(|o| o.total)
-            .fold(0.0, |sum, x| sum + x),
+        total_orders: all().total(bucket)?,
+        pending_orders: with_status(Status::Pending).total(bucket)?,
+        completed_orders: with_status(Status::Delivered).total(bucket)?,
+        total_revenue: read_count(bucket, REVENUE)? as f64 / 1e6,
     })
 }

@@ -3,6 +3,7 @@
 //! version, and the `trellis:http/routes` export ([`export_routes!`]). The bindings for the
 //! host interfaces are generated here once; services reuse them through `with`.
 
+pub mod index;
 pub mod paging;
 pub mod table;
 
@@ -12,6 +13,7 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+pub use index::{Changes, Index, read_count};
 pub use paging::Paging;
 pub use table::{Claim, Claims, StorageError, Table};
 

@@ -14,10 +14,6 @@ pub struct Table {
     name: String,
 }
 
-fn key(id: u64) -> String {
-    format!("{id:020}")
-}
-
 /// The host's storage failed, or a record in it is unreadable. Handlers answer it with a 500
 /// naming the cause (`?` converts it), never a trap.
 #[derive(Debug, Clone)]
@@ -29,9 +25,18 @@ impl std::fmt::Display for StorageError {
     }
 }
 
+impl std::error::Error for StorageError {}
+
 impl From<StorageError> for guest_http::Response {
     fn from(e: StorageError) -> Self {
         guest_http::Response::error(500, "storage_error", &e.0)
+    }
+}
+
+/// A storage failure answered directly by a handler: 500 naming it.
+impl From<store::Error> for guest_http::Response {
+    fn from(e: store::Error) -> Self {
+        StorageError::from(e).into()
     }
 }
 
@@ -50,6 +55,15 @@ fn describe(e: store::Error) -> StorageError {
 }
 
 impl Table {
+    /// The key of the record `id`: zero-padded, so key order is id order.
+    pub fn key(id: u64) -> String {
+        format!("{id:020}")
+    }
+
+    pub fn bucket(&self) -> &store::Bucket {
+        &self.bucket
+    }
+
     /// Opens the bucket `name`.
     pub fn open(name: &str) -> Result<Self, StorageError> {
         Ok(Self { bucket: store::open(name).map_err(describe)?, name: name.to_string() })
@@ -64,7 +78,7 @@ impl Table {
     }
 
     pub fn get<T: DeserializeOwned>(&self, id: u64) -> Result<Option<T>, StorageError> {
-        match self.bucket.get(&key(id)).map_err(describe)? {
+        match self.bucket.get(&Self::key(id)).map_err(describe)? {
             None => Ok(None),
             Some(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
@@ -74,11 +88,11 @@ impl Table {
 
     pub fn put<T: Serialize>(&self, id: u64, value: &T) -> Result<(), StorageError> {
         let bytes = serde_json::to_vec(value).map_err(|e| StorageError(e.to_string()))?;
-        self.bucket.set(&key(id), &bytes).map_err(describe)
+        self.bucket.set(&Self::key(id), &bytes).map_err(describe)
     }
 
     pub fn delete(&self, id: u64) -> Result<(), StorageError> {
-        self.bucket.delete(&key(id)).map_err(describe)
+        self.bucket.delete(&Self::key(id)).map_err(describe)
     }
 
     /// Every id in the table, oldest first.
@@ -100,7 +114,7 @@ impl Table {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = ids.iter().map(|id| key(*id)).collect();
+        let keys: Vec<String> = ids.iter().map(|id| Self::key(*id)).collect();
         let found = batch::get_many(&self.bucket, &keys).map_err(describe)?;
         found
             .into_iter()
@@ -109,6 +123,15 @@ impl Table {
                 serde_json::from_slice(&bytes).map_err(|e| StorageError(format!("record {k} is corrupt: {e}")))
             })
             .collect()
+    }
+
+    /// The stored bytes of the records with these ids, in this order, skipping any deleted.
+    pub fn get_many_raw(&self, ids: &[u64]) -> Result<Vec<Vec<u8>>, StorageError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| Self::key(*id)).collect();
+        Ok(batch::get_many(&self.bucket, &keys).map_err(describe)?.into_iter().flatten().map(|(_, v)| v).collect())
     }
 
     /// Every record, oldest first.

@@ -19,6 +19,8 @@ use typecheck::has_resource;
 pub(crate) const HTTP_HANDLER: &str = "wasi:http/incoming-handler";
 /// The export through which a component declares its routes.
 pub(crate) const ROUTES_INTERFACE: &str = "trellis:http/routes";
+/// The host's own interfaces next to WASI's, which it provides to every component.
+const HOST_INTERFACES: &[&str] = &["trellis:keyvalue/ordered"];
 
 /// A fully qualified interface name split into its parts: `shop:users/api@0.1.0`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -60,9 +62,9 @@ impl InterfaceName {
         }
     }
 
-    /// WASI interfaces are the host's to provide.
+    /// WASI interfaces, and the host's own additions to them, are the host's to provide.
     pub fn is_host_provided(&self) -> bool {
-        self.base.starts_with("wasi:")
+        self.base.starts_with("wasi:") || HOST_INTERFACES.contains(&self.base.as_str())
     }
 }
 
@@ -194,6 +196,7 @@ mod tests {
     #[test]
     fn wasi_is_the_hosts_to_provide() {
         assert!(name("wasi:keyvalue/store@0.2.0-draft2").is_host_provided());
+        assert!(name("trellis:keyvalue/ordered@0.1.0").is_host_provided());
         assert!(!name("shop:users/api@0.1.0").is_host_provided());
     }
 }

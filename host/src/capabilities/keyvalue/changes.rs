@@ -52,7 +52,8 @@ impl Quota {
             return Err(StorageError::Quota(message));
         }
         if value_len > self.max_value_bytes {
-            let message = format!("value of {value_len} bytes is over limits.max_value_bytes ({})", self.max_value_bytes);
+            let message =
+                format!("value of {value_len} bytes is over limits.max_value_bytes ({})", self.max_value_bytes);
             return Err(StorageError::Quota(message));
         }
         Ok(())

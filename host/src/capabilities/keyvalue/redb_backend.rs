@@ -191,7 +191,11 @@ impl Storage {
         for entry in entries.skip_while(|e| e.as_ref().is_ok_and(|(k, _)| Some(k.value().2) == after)).skip(skip) {
             let (k, v) = entry?;
             let (ns, bucket, key) = k.value();
-            if ns != scope.namespace || bucket != scope.bucket || !key.starts_with(prefix) || found.len() == limit.min(LIST_PAGE) {
+            if ns != scope.namespace
+                || bucket != scope.bucket
+                || !key.starts_with(prefix)
+                || found.len() == limit.min(LIST_PAGE)
+            {
                 break;
             }
             found.push((key.to_string(), v.value().to_vec()));
@@ -231,12 +235,8 @@ impl Storage {
     /// writes queued meanwhile go together into the next commit.
     fn write(&self, scope: Scope, ops: Vec<Op>) -> Result<Written, StorageError> {
         let (reply, outcome) = sync_channel(1);
-        let write = Write {
-            namespace: scope.namespace.to_string(),
-            bucket: scope.bucket.to_string(),
-            quota: scope.quota,
-            ops,
-        };
+        let write =
+            Write { namespace: scope.namespace.to_string(), bucket: scope.bucket.to_string(), quota: scope.quota, ops };
         self.inner.group.queue.lock().unwrap_or_else(PoisonError::into_inner).push((write, reply));
         let _committing = self.inner.group.commit.lock().unwrap_or_else(PoisonError::into_inner);
         if let Ok(result) = outcome.try_recv() {

@@ -1,0 +1,165 @@
+//! Indexes and totals kept with their records, so that what a service answers costs the size
+//! of the answer, never the size of its data.
+//!
+//! A record and every index and total it changes are written together, all or none, with
+//! one `trellis:keyvalue/ordered.write` ([`Changes`]). An index is a set of record ids kept in
+//! id order under its own key prefix, with its total and a count per block of
+//! [`BLOCK`] ids: page N is found by adding block counts (one short scan), then by skipping
+//! inside one block, so its cost does not depend on how many entries precede it.
+
+use crate::table::StorageError;
+use crate::trellis::keyvalue::ordered::{self, Op, WriteError};
+use crate::wasi::keyvalue::store;
+
+/// Ids per block count: a page is found by reading at most `total / BLOCK` block counts and
+/// skipping fewer than `BLOCK` entries.
+pub const BLOCK: u64 = 1024;
+
+/// The most entries one scan returns (the host's own cap).
+const SCAN_MAX: u32 = 1000;
+
+/// One index of record ids, named like `status/pending` or `user/42`.
+#[derive(Debug, Clone)]
+pub struct Index {
+    name: String,
+}
+
+impl Index {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { name: name.into() }
+    }
+
+    fn prefix(&self) -> String {
+        format!("i/{}/", self.name)
+    }
+
+    fn entry(&self, id: u64) -> String {
+        format!("i/{}/{id:020}", self.name)
+    }
+
+    fn block_prefix(&self) -> String {
+        format!("b/{}/", self.name)
+    }
+
+    fn block(&self, id: u64) -> String {
+        format!("b/{}/{:016}", self.name, id / BLOCK)
+    }
+
+    fn total_key(&self) -> String {
+        format!("t/{}", self.name)
+    }
+
+    /// How many ids the index holds: one read.
+    pub fn total(&self, bucket: &store::Bucket) -> Result<u64, StorageError> {
+        read_count(bucket, &self.total_key())
+    }
+
+    /// Up to `limit` ids from position `offset` (0-based), in id order.
+    pub fn page(&self, bucket: &store::Bucket, offset: u64, limit: u32) -> Result<Vec<u64>, StorageError> {
+        // Find the block holding position `offset` by adding block counts.
+        let (mut passed, mut after) = (0u64, None::<String>);
+        let mut start = None;
+        'blocks: loop {
+            let counts = ordered::scan(bucket, &self.block_prefix(), after.as_deref(), 0, SCAN_MAX)?;
+            for entry in &counts {
+                let count = count_of(&entry.value);
+                if passed + count > offset {
+                    let block: u64 = entry.key.rsplit('/').next().and_then(|b| b.parse().ok()).unwrap_or(0);
+                    start = Some((block, offset - passed));
+                    break 'blocks;
+                }
+                passed += count;
+            }
+            match counts.last() {
+                Some(last) if counts.len() == SCAN_MAX as usize => after = Some(last.key.clone()),
+                _ => break,
+            }
+        }
+        let Some((block, skip)) = start else { return Ok(Vec::new()) };
+        // The block's first id is `block * BLOCK`: start just before it.
+        let after = (block > 0).then(|| self.entry(block * BLOCK - 1));
+        self.ids(bucket, after, u32::try_from(skip).unwrap_or(u32::MAX), limit)
+    }
+
+    /// Up to `limit` ids after the id `after` (from the first when None), in id order.
+    pub fn after(&self, bucket: &store::Bucket, after: Option<u64>, limit: u32) -> Result<Vec<u64>, StorageError> {
+        self.ids(bucket, after.map(|id| self.entry(id)), 0, limit)
+    }
+
+    fn ids(
+        &self,
+        bucket: &store::Bucket,
+        after: Option<String>,
+        skip: u32,
+        limit: u32,
+    ) -> Result<Vec<u64>, StorageError> {
+        let (prefix, mut ids, mut after, mut skip) = (self.prefix(), Vec::new(), after, skip);
+        while ids.len() < limit as usize {
+            let want = (limit as usize - ids.len()).min(SCAN_MAX as usize) as u32;
+            let entries = ordered::scan(bucket, &prefix, after.as_deref(), skip, want)?;
+            ids.extend(entries.iter().filter_map(|e| e.key.rsplit('/').next()?.parse::<u64>().ok()));
+            match entries.last() {
+                Some(last) if entries.len() == want as usize => after = Some(last.key.clone()),
+                _ => break,
+            }
+            skip = 0;
+        }
+        Ok(ids)
+    }
+}
+
+/// The changes of one atomic write: records, index entries and totals.
+#[derive(Debug, Default)]
+pub struct Changes {
+    ops: Vec<Op>,
+}
+
+impl Changes {
+    pub fn set(&mut self, key: String, value: Vec<u8>) -> &mut Self {
+        self.ops.push(Op::Set(ordered::Entry { key, value }));
+        self
+    }
+
+    /// The write happens only if `key` still holds `value` (None: absent).
+    pub fn expect(&mut self, key: String, value: Option<Vec<u8>>) -> &mut Self {
+        self.ops.push(Op::Expect((key, value)));
+        self
+    }
+
+    pub fn add(&mut self, key: String, delta: i64) -> &mut Self {
+        self.ops.push(Op::Increment((key, delta)));
+        self
+    }
+
+    /// Puts `id` in `index`, counting it.
+    pub fn insert(&mut self, index: &Index, id: u64) -> &mut Self {
+        self.set(index.entry(id), Vec::new());
+        self.add(index.block(id), 1).add(index.total_key(), 1)
+    }
+
+    /// Takes `id` out of `index`, counting it.
+    pub fn remove(&mut self, index: &Index, id: u64) -> &mut Self {
+        self.ops.push(Op::Delete(index.entry(id)));
+        self.add(index.block(id), -1).add(index.total_key(), -1)
+    }
+
+    /// Applies every change at once. `Ok(false)`: an `expect` did not hold and nothing was
+    /// written (read again and retry).
+    pub fn commit(self, bucket: &store::Bucket) -> Result<bool, StorageError> {
+        match ordered::write(bucket, &self.ops) {
+            Ok(_) => Ok(true),
+            Err(WriteError::Changed(_)) => Ok(false),
+            Err(WriteError::Store(e)) => Err(e.into()),
+        }
+    }
+}
+
+/// The integer counter at `key` (0 when absent).
+pub fn read_count(bucket: &store::Bucket, key: &str) -> Result<u64, StorageError> {
+    Ok(bucket.get(key)?.map(|v| count_of(&v)).unwrap_or(0))
+}
+
+/// A counter's 8 little-endian bytes as a count (0 if malformed or negative).
+pub fn count_of(bytes: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(bytes).map(i64::from_le_bytes).ok().and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
+}
