@@ -68,7 +68,7 @@ install_wasm() {
 }
 
 # Test-only builds of the user service with a feature on: its successor (`next`) and one with
-# crash points between its writes (`crash-points`). Built first, and only when their sources
+# crash points after its write, before its answer (`crash-points`). Built first, and only when their sources
 # changed (each switch of features recompiles the crate), so that the full build below leaves
 # the regular build in target/.
 for variant in next:user-service-next crash-points:user-service-crash; do

@@ -1,6 +1,7 @@
 //! The services' writes survive crashes: simultaneous sign-ups with one email, `kill -9`
-//! during a stream of writes, and requests cut between their two writes (a test build of
-//! the user service with crash points) followed by a `kill -9` and a restart.
+//! during a stream of writes, requests cut after their write and before their answer (a test
+//! build of the user service with crash points) followed by a `kill -9` and a restart, and a
+//! full disk freed again.
 
 mod support;
 
@@ -99,11 +100,11 @@ fn crash_and_restart(mut host: Host) -> Host {
 }
 
 #[test]
-fn a_user_deleted_by_a_request_cut_between_its_writes_stays_deleted_and_frees_the_email() {
+fn a_user_deleted_by_a_request_cut_before_its_answer_stays_deleted_and_frees_the_email() {
     let host = start_with_crash_points(tempfile::tempdir().unwrap());
     create_user(&host, "Ada", "ada@example.com");
     let cut = host.send("DELETE", "/api/v1/users/1?crash=after-record", None);
-    assert_eq!(cut.status, 500, "the crash point stopped it between its writes: {}", cut.body);
+    assert_eq!(cut.status, 500, "the crash point stopped it before its answer: {}", cut.body);
     let host = crash_and_restart(host);
 
     assert_eq!(host.get("/api/v1/users/1").status, 404, "the deleted user stays deleted");
@@ -114,7 +115,7 @@ fn a_user_deleted_by_a_request_cut_between_its_writes_stays_deleted_and_frees_th
 }
 
 #[test]
-fn an_email_change_cut_between_its_writes_frees_the_old_email() {
+fn an_email_change_cut_before_its_answer_frees_the_old_email_and_holds_the_new_one() {
     let host = start_with_crash_points(tempfile::tempdir().unwrap());
     create_user(&host, "Ada", "ada@example.com");
     let change = json!({ "email": "ada@lovelace.org" });

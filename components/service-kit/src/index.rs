@@ -120,6 +120,11 @@ impl Changes {
         self
     }
 
+    pub fn delete(&mut self, key: String) -> &mut Self {
+        self.ops.push(Op::Delete(key));
+        self
+    }
+
     /// The write happens only if `key` still holds `value` (None: absent).
     pub fn expect(&mut self, key: String, value: Option<Vec<u8>>) -> &mut Self {
         self.ops.push(Op::Expect((key, value)));
@@ -139,7 +144,7 @@ impl Changes {
 
     /// Takes `id` out of `index`, counting it.
     pub fn remove(&mut self, index: &Index, id: u64) -> &mut Self {
-        self.ops.push(Op::Delete(index.entry(id)));
+        self.delete(index.entry(id));
         self.add(index.block(id), -1).add(index.total_key(), -1)
     }
 

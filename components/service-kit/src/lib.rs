@@ -1,5 +1,5 @@
 //! What every shop service shares: JSON records in `wasi:keyvalue` buckets keyed by id,
-//! id counters, paging, timestamps, `wasi:logging`, serving a request with the service's
+//! id counters, indexes and totals written atomically with their records (`index`), paging, timestamps, `wasi:logging`, serving a request with the service's
 //! version, and the `trellis:http/routes` export ([`export_routes!`]). The bindings for the
 //! host interfaces are generated here once; services reuse them through `with`.
 
@@ -15,7 +15,7 @@ wit_bindgen::generate!({
 
 pub use index::{Changes, Index, read_count};
 pub use paging::Paging;
-pub use table::{Claim, Claims, StorageError, Table};
+pub use table::{StorageError, Table};
 
 use guest_http::{Answer, Response};
 use wasi::logging::logging::{Level, log};

@@ -1,34 +1,51 @@
-//! Users: validation, storage (a record per id, emails claimed uniquely), and the HTTP
-//! answers for each operation.
+//! Users: validation, storage, and the HTTP answers for each operation.
 //!
-//! A user's record and its email's claim are two writes, so every operation orders them so
-//! that a crash between any two leaves a state the next claim of that email can repair:
-//! - create: claim the email (holding the new record), then store the record;
-//! - change of email: claim the new email, store the record, release the old email;
-//! - delete: mark the claim deleted, delete the record, release the claim.
-//!
-//! When an email is taken, its claim is checked (`settle`): a claim marked deleted, or one
-//! whose holder's record now has another email, is finished and freed; a claim whose holder
-//! has no record is a create that lost its second write, and the user is restored from it.
+//! Storage (bucket `users`): each user under its zero-padded id, its email's claim under
+//! `e/EMAIL` (lowercased; the value is the holder's id), and the index of every user with its
+//! total. A user, its claim and the index change together in one atomic write, so a crash
+//! can never leave an email claimed by nobody or a user without its claim; a claim is taken
+//! by expecting it absent, so of two racing sign-ups with one email exactly one wins.
 
 use guest_http::{Answer, Request, Response};
 use serde_json::Value;
-use service_kit::{Claim, Claims, Paging, StorageError, Table, invalid};
+use service_kit::{Changes, Index, Paging, StorageError, Table, invalid};
 
 /// A user: the WIT record, stored and served as JSON exactly as other services receive it.
 pub use crate::exports::shop::users::api::User;
 
+/// Set once every stored user is in the index and holds its claim.
+const INDEXED: &str = "m/indexed-v1";
+
 fn users() -> Result<Table, StorageError> {
-    Table::open("users")
+    let users = Table::open("users")?;
+    index_legacy_users(&users)?;
+    Ok(users)
 }
 
-fn emails() -> Result<Claims, StorageError> {
-    Claims::open("emails")
+fn all() -> Index {
+    Index::new("all")
 }
 
-/// Emails are unique regardless of case.
-fn email_key(email: &str) -> String {
-    email.to_lowercase()
+/// Where the claim of an email is kept. Emails are unique regardless of case.
+fn claim(email: &str) -> String {
+    format!("e/{}", email.to_lowercase())
+}
+
+fn holder(id: u64) -> Vec<u8> {
+    id.to_string().into_bytes()
+}
+
+/// Users stored before the index existed are indexed, and claim their emails, once.
+fn index_legacy_users(users: &Table) -> Result<(), StorageError> {
+    if users.bucket().get(INDEXED)?.is_some() {
+        return Ok(());
+    }
+    let mut changes = Changes::default();
+    changes.expect(INDEXED.into(), None).set(INDEXED.into(), b"1".to_vec());
+    for user in users.all::<User>()? {
+        changes.insert(&all(), user.id).set(claim(&user.email), holder(user.id));
+    }
+    changes.commit(users.bucket()).map(|_| ())
 }
 
 pub fn load(id: u64) -> Result<Option<User>, StorageError> {
@@ -36,7 +53,8 @@ pub fn load(id: u64) -> Result<Option<User>, StorageError> {
 }
 
 pub fn count() -> Result<u64, StorageError> {
-    Ok(users()?.ids()?.len() as u64)
+    let users = users()?;
+    all().total(users.bucket())
 }
 
 /// Valid when it has exactly one `@`, something before it, and after it a domain with a dot
@@ -101,12 +119,8 @@ fn record(user: &User) -> Vec<u8> {
     serde_json::to_vec(user).unwrap_or_default()
 }
 
-/// What a claim holds while its user is being deleted.
-fn deleted(id: u64) -> Vec<u8> {
-    serde_json::json!({ "id": id, "deleted": true }).to_string().into_bytes()
-}
-
-/// A test build stops here when asked (`?crash=NAME`), as a crash between two writes would.
+/// A test build stops here when asked (`?crash=NAME`), as a crash between a request's write
+/// and its answer would.
 #[cfg(feature = "crash-points")]
 fn crash_point(request: &Request, name: &str) {
     if request.query_param("crash") == Some(name) {
@@ -117,73 +131,31 @@ fn crash_point(request: &Request, name: &str) {
 #[cfg(not(feature = "crash-points"))]
 fn crash_point(_: &Request, _: &str) {}
 
-/// Whether an email claim still stands after its holder was looked at.
-enum Settled {
-    /// The holder owns it: the email is taken.
-    Held,
-    /// It was left over from a deletion or an email change: freed, claim again.
-    Freed,
-}
-
-/// Finishes what a crash may have cut short for the holder of the email claim `key`.
-fn settle(users: &Table, emails: &Claims, key: &str, holder: &[u8]) -> Result<Settled, StorageError> {
-    let Ok(held) = serde_json::from_slice::<Value>(holder) else { return Ok(Settled::Held) };
-    let Some(id) = held.get("id").and_then(Value::as_u64) else { return Ok(Settled::Held) };
-    if held.get("deleted") == Some(&Value::Bool(true)) {
-        service_kit::warn("users", &format!("finishing the deletion of user {id}"));
-        users.delete(id)?;
-        emails.release(key, id)?;
-        return Ok(Settled::Freed);
-    }
-    match users.get::<User>(id)? {
-        Some(current) if email_key(&current.email) != key => {
-            service_kit::warn("users", &format!("releasing user {id}'s former email"));
-            emails.release(key, id)?;
-            Ok(Settled::Freed)
-        }
-        Some(_) => Ok(Settled::Held),
-        None => {
-            if let Ok(user) = serde_json::from_value::<User>(held) {
-                service_kit::warn("users", &format!("restoring user {id} from its email claim"));
-                users.put(id, &user)?;
-            }
-            Ok(Settled::Held)
-        }
-    }
-}
-
-/// Claims `user`'s email for it: `Ok(false)` if another user holds it.
-fn claim_email(users: &Table, emails: &Claims, user: &User) -> Result<bool, StorageError> {
-    let key = email_key(&user.email);
-    // A second round is enough: a settled claim is gone, unless someone else claimed it since.
-    for _ in 0..2 {
-        match emails.claim(&key, user.id, &record(user))? {
-            Claim::Won => return Ok(true),
-            Claim::Taken(holder) => match settle(users, emails, &key, &holder)? {
-                Settled::Held => return Ok(false),
-                Settled::Freed => continue,
-            },
-        }
-    }
-    Ok(false)
-}
-
 fn taken(email: &str) -> Response {
     Response::error(409, "conflict", &format!("the email {email} is already registered"))
+}
+
+/// How often a change is tried again when the user changed meanwhile.
+const ATTEMPTS: usize = 8;
+
+fn busy(id: u64) -> Response {
+    Response::error(409, "conflict", &format!("user {id} kept changing; try again"))
 }
 
 pub fn create(request: &Request) -> Answer {
     let fields = fields(request)?;
     let name = fields.name.ok_or_else(|| invalid("name is required"))?;
     let email = fields.email.ok_or_else(|| invalid("email is required"))?;
-    let (users, emails) = (users()?, emails()?);
+    let users = users()?;
     let id = users.next_id()?;
     let user = User { id, name, email, age: fields.age.flatten(), created_at: service_kit::now() };
-    if !claim_email(&users, &emails, &user)? {
+    let mut changes = Changes::default();
+    changes.expect(claim(&user.email), None).set(claim(&user.email), holder(id));
+    changes.set(Table::key(id), record(&user)).insert(&all(), id);
+    if !changes.commit(users.bucket())? {
         return Err(taken(&user.email));
     }
     crash_point(request, "after-claim");
-    users.put(id, &user)?;
     service_kit::info("users", &format!("created user {id}"));
     Ok(Response::json(201, &user))
 }
@@ -191,9 +163,9 @@ pub fn create(request: &Request) -> Answer {
 pub fn list(request: &Request) -> Answer {
     let paging = Paging::from_request(request)?;
     let users = users()?;
-    let ids = users.ids()?;
-    let page: Vec<User> = users.get_many(&ids[paging.range(ids.len())])?;
-    Ok(paging.answer(&page, ids.len()))
+    let offset = (paging.page - 1).saturating_mul(paging.page_size);
+    let page: Vec<User> = users.get_many(&all().page(users.bucket(), offset, paging.page_size as u32)?)?;
+    Ok(paging.answer(&page, all().total(users.bucket())? as usize))
 }
 
 pub fn get(id: u64) -> Answer {
@@ -201,43 +173,58 @@ pub fn get(id: u64) -> Answer {
     Ok(Response::json(200, &user))
 }
 
+/// The stored bytes of user `id` and the user they hold, or 404.
+fn stored(users: &Table, id: u64) -> Result<(Vec<u8>, User), Response> {
+    let bytes = users.bucket().get(&Table::key(id))?.ok_or_else(|| Response::not_found(&format!("no user {id}")))?;
+    let user = serde_json::from_slice(&bytes).map_err(|e| StorageError(format!("user {id} is corrupt: {e}")))?;
+    Ok((bytes, user))
+}
+
 pub fn update(request: &Request, id: u64) -> Answer {
     let fields = fields(request)?;
     let users = users()?;
-    let mut user = users.get::<User>(id)?.ok_or_else(|| Response::not_found(&format!("no user {id}")))?;
-    let old_email = user.email.clone();
-    if let Some(name) = fields.name {
-        user.name = name;
+    for _ in 0..ATTEMPTS {
+        let (bytes, mut user) = stored(&users, id)?;
+        let old_email = user.email.clone();
+        if let Some(name) = fields.name.clone() {
+            user.name = name;
+        }
+        if let Some(age) = fields.age {
+            user.age = age;
+        }
+        if let Some(email) = fields.email.clone() {
+            user.email = email;
+        }
+        let mut changes = Changes::default();
+        changes.expect(Table::key(id), Some(bytes)).set(Table::key(id), record(&user));
+        let moved = claim(&user.email) != claim(&old_email);
+        if moved {
+            changes.expect(claim(&user.email), None).set(claim(&user.email), holder(id));
+            changes.delete(claim(&old_email));
+        }
+        if changes.commit(users.bucket())? {
+            crash_point(request, "after-record");
+            return Ok(Response::json(200, &user));
+        }
+        if moved && users.bucket().get(&claim(&user.email))?.is_some() {
+            return Err(taken(&user.email));
+        }
     }
-    if let Some(age) = fields.age {
-        user.age = age;
-    }
-    if let Some(email) = fields.email {
-        user.email = email;
-    }
-    let moved = email_key(&user.email) != email_key(&old_email);
-    let emails = if moved { Some(emails()?) } else { None };
-    if let Some(emails) = &emails
-        && !claim_email(&users, emails, &user)?
-    {
-        return Err(taken(&user.email));
-    }
-    users.put(id, &user)?;
-    if let Some(emails) = &emails {
-        crash_point(request, "after-record");
-        emails.release(&email_key(&old_email), id)?;
-    }
-    Ok(Response::json(200, &user))
+    Err(busy(id))
 }
 
 pub fn delete(request: &Request, id: u64) -> Answer {
-    let (users, emails) = (users()?, emails()?);
-    let user = users.get::<User>(id)?.ok_or_else(|| Response::not_found(&format!("no user {id}")))?;
-    let key = email_key(&user.email);
-    emails.claim(&key, id, &deleted(id))?;
-    users.delete(id)?;
-    crash_point(request, "after-record");
-    emails.release(&key, id)?;
-    service_kit::info("users", &format!("deleted user {id}"));
-    Ok(Response::empty())
+    let users = users()?;
+    for _ in 0..ATTEMPTS {
+        let (bytes, user) = stored(&users, id)?;
+        let mut changes = Changes::default();
+        changes.expect(Table::key(id), Some(bytes)).delete(Table::key(id));
+        changes.delete(claim(&user.email)).remove(&all(), id);
+        if changes.commit(users.bucket())? {
+            crash_point(request, "after-record");
+            service_kit::info("users", &format!("deleted user {id}"));
+            return Ok(Response::empty());
+        }
+    }
+    Err(busy(id))
 }
