@@ -6,7 +6,7 @@ export CARGO_BUILD_JOBS ?= 2
 
 TRELLIS := target/release/trellis
 
-.PHONY: all build host components run test lint fmt bench bench-calls clean
+.PHONY: all build host components run test lint fmt bench bench-calls bench-scale clean
 
 all: build
 
@@ -34,6 +34,13 @@ bench: components
 	./bench/tools.sh
 	cargo build --release --workspace
 	./target/release/http
+	./target/release/scale
+
+## The scale section alone: the shop at 1,000, 100,000 and 1,000,000 orders (about 10 minutes;
+## SCALE_SIZES=1000,100000 for a shorter ladder). Results go to bench/results/SCALE.md.
+bench-scale: components
+	cargo build --release --workspace
+	./target/release/scale
 
 ## The cost of one call between components, and of the breaker.
 bench-calls: components

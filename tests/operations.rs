@@ -37,7 +37,7 @@ fn public_health_names_each_component_and_its_state_and_the_admin_api_has_the_de
 
     let services = host.services();
     let orders = services.components.iter().find(|c| c.name == "order-service").unwrap();
-    assert_eq!(orders.version.as_deref(), Some("0.1.0"), "the version its exports carry");
+    assert_eq!(orders.version.as_deref(), Some("0.2.0"), "the version its exports carry");
     assert_eq!(orders.digest.len(), 64, "a SHA-256: {}", orders.digest);
     let link = &orders.imports[0];
     assert_eq!(link.interface, "shop:users/api@0.1.0");
@@ -89,7 +89,7 @@ fn metrics_count_requests_calls_storage_and_breaker_changes() {
         series(r#"trellis_http_request_duration_seconds_count{component="order-service",route="/api/v1/orders"}"#),
         2.0
     );
-    assert!(series(r#"trellis_storage_operations_total{component="user-service",operation="set",result="ok"}"#) >= 1.0);
+    assert!(series(r#"trellis_storage_operations_total{component="user-service",operation="write",result="ok"}"#) >= 1.0);
     assert_eq!(series(r#"trellis_component_loads_total{component="user-service",result="loaded"}"#), 1.0);
     assert!(series(r#"trellis_instances_alive{component="user-service"}"#) >= 1.0);
     let link = r#"{caller="consumer",interface="test:greet/api@1.1.0"}"#;

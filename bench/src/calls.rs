@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let config = Config::default();
     let runtime = Runtime::new(&config, &work.path().join("cache"))?;
-    let storage = Storage::open(&work.path().join("store.redb"))?;
+    let storage = Storage::open(&work.path().join("store.redb"), 64 * 1024 * 1024)?;
     let shared = Arc::new(Shared { engine: runtime.engine.clone(), config, storage, clock: Arc::new(SystemClock) });
     let registry = Registry::new(shared);
     registry.rescan(&components).await?;

@@ -44,7 +44,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     private_dir(data).with_context(|| format!("cannot create the data folder {}", data.display()))?;
     private_dir(&data.join("cache")).context("cannot create the compile cache folder")?;
     let runtime = Runtime::new(&config, &data.join("cache"))?;
-    let storage = Storage::open(&data.join("store.redb")).context("cannot open the storage")?;
+    let storage =
+        Storage::open(&data.join("store.redb"), settings.storage_cache_bytes).context("cannot open the storage")?;
     let shared = Arc::new(Shared { engine: runtime.engine.clone(), config, storage, clock: Arc::new(SystemClock) });
     let registry = Arc::new(Registry::new(shared));
     let draining = Arc::new(AtomicBool::new(false));

@@ -37,6 +37,9 @@ const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 const DEFAULT_MAX_HEADERS: usize = 100;
 /// How long a SIGTERM waits for requests in flight before the host exits anyway.
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The storage's page cache in MiB (redb's own default is 1 GiB): enough to keep the indexes
+/// and recent records of a million orders hot, and memory returns after a large request.
+const DEFAULT_STORAGE_CACHE_MIB: usize = 64;
 
 /// Where `trellis serve` reads and listens, and the limits of its listeners. The same fields
 /// are the `[server]` section of the config file and (the addresses, folders and token) the
@@ -83,6 +86,8 @@ pub struct Server {
     #[arg(skip)]
     #[serde_as(as = "Option<DurationMilliSeconds<u64>>")]
     pub shutdown_timeout: Option<Duration>,
+    #[arg(skip)]
+    pub storage_cache_mib: Option<usize>,
 }
 
 /// What the listeners enforce on every connection (see the defaults above for the reasons).
@@ -108,6 +113,8 @@ pub struct Settings {
     pub watch: bool,
     pub edge: EdgeLimits,
     pub shutdown_timeout: Duration,
+    /// The storage's page cache, in bytes.
+    pub storage_cache_bytes: usize,
 }
 
 impl Server {
@@ -132,6 +139,10 @@ impl Server {
                 max_headers: file.max_headers.unwrap_or(DEFAULT_MAX_HEADERS).max(1),
             },
             shutdown_timeout: file.shutdown_timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
+            storage_cache_bytes: file
+                .storage_cache_mib
+                .unwrap_or(DEFAULT_STORAGE_CACHE_MIB)
+                .saturating_mul(1024 * 1024),
         }
     }
 }

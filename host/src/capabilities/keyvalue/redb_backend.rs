@@ -76,6 +76,7 @@ pub struct Storage {
 
 struct Inner {
     path: PathBuf,
+    cache_bytes: usize,
     /// Empty while the database is being opened again after an I/O error.
     db: ArcSwapOption<Database>,
     group: GroupCommit,
@@ -91,11 +92,16 @@ impl std::fmt::Debug for Storage {
 const REOPEN_WAIT: Duration = Duration::from_secs(5);
 
 impl Storage {
-    /// Opens (or creates, readable only by this user) the database at `path`.
-    pub fn open(path: &Path) -> Result<Self, StorageError> {
-        let db = open_database(path)?;
-        let inner =
-            Inner { path: path.to_path_buf(), db: ArcSwapOption::from_pointee(db), group: GroupCommit::default() };
+    /// Opens (or creates, readable only by this user) the database at `path`, with a page
+    /// cache of at most `cache_bytes`.
+    pub fn open(path: &Path, cache_bytes: usize) -> Result<Self, StorageError> {
+        let db = open_database(path, cache_bytes)?;
+        let inner = Inner {
+            path: path.to_path_buf(),
+            cache_bytes,
+            db: ArcSwapOption::from_pointee(db),
+            group: GroupCommit::default(),
+        };
         Ok(Self { inner: Arc::new(inner) })
     }
 
@@ -115,7 +121,7 @@ impl Storage {
             }
             drop(old);
         }
-        let db = open_database(&self.inner.path)?;
+        let db = open_database(&self.inner.path, self.inner.cache_bytes)?;
         self.inner.db.store(Some(Arc::new(db)));
         tracing::info!(path = %self.inner.path.display(), "storage reopened after an I/O error");
         Ok(())
@@ -294,9 +300,9 @@ impl Storage {
 }
 
 /// Opens the database file, made readable by this user only, with the usage table present.
-fn open_database(path: &Path) -> Result<Database, StorageError> {
+fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, StorageError> {
     private_file(path).map_err(|e| StorageError::Database(format!("cannot create {}: {e}", path.display())))?;
-    let db = Database::create(path)?;
+    let db = Database::builder().set_cache_size(cache_bytes).create(path)?;
     let txn = db.begin_write()?;
     {
         let entries = txn.open_table(ENTRIES)?;

@@ -3,9 +3,11 @@ use super::*;
 use crate::capabilities::keyvalue::Quota;
 use crate::capabilities::keyvalue::changes::Op;
 
+const CACHE: usize = 4 * 1024 * 1024;
+
 fn storage() -> (Storage, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    (Storage::open(&dir.path().join("kv.redb")).unwrap(), dir)
+    (Storage::open(&dir.path().join("kv.redb"), CACHE).unwrap(), dir)
 }
 
 const USERS: Scope = Scope { namespace: "user-service", bucket: "default", quota: Quota::NONE };
@@ -24,8 +26,8 @@ fn namespaces_never_see_each_others_keys() {
 fn data_survives_reopening_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kv.redb");
-    Storage::open(&path).unwrap().set_many(USERS, vec![("k".into(), b"v".to_vec())]).unwrap();
-    assert_eq!(Storage::open(&path).unwrap().get(USERS, "k").unwrap(), Some(b"v".to_vec()));
+    Storage::open(&path, CACHE).unwrap().set_many(USERS, vec![("k".into(), b"v".to_vec())]).unwrap();
+    assert_eq!(Storage::open(&path, CACHE).unwrap().get(USERS, "k").unwrap(), Some(b"v".to_vec()));
 }
 
 #[test]
@@ -140,14 +142,14 @@ fn a_quota_refuses_the_write_that_would_pass_it_and_nothing_else() {
 fn usage_is_counted_again_for_a_database_that_did_not_keep_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kv.redb");
-    Storage::open(&path).unwrap().set_many(USERS, vec![("a".into(), vec![0; 10])]).unwrap();
+    Storage::open(&path, CACHE).unwrap().set_many(USERS, vec![("a".into(), vec![0; 10])]).unwrap();
     {
         let db = Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
         txn.delete_table(USAGE).unwrap();
         txn.commit().unwrap();
     }
-    let s = Storage::open(&path).unwrap();
+    let s = Storage::open(&path, CACHE).unwrap();
     let tight = Scope { quota: Quota { max_bytes: 20, ..Quota::NONE }, ..USERS };
     assert!(s.set_many(tight, vec![("b".into(), vec![0; 10])]).is_err(), "11 + 11 bytes are over 20");
 }
@@ -157,7 +159,7 @@ fn the_database_file_is_readable_only_by_its_owner() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kv.redb");
-    Storage::open(&path).unwrap();
+    Storage::open(&path, CACHE).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
 }
 

@@ -1,0 +1,203 @@
+//! The scale section of `make bench` (alone: `make bench-scale`): the shop loaded through its
+//! HTTP API to 1,000, then 100,000, then 1,000,000 orders spread over 10,000 users, and at
+//! each size the p50 and p99 latency of every listing a shop serves. One user has exactly
+//! 100 orders at every size. Also: the write rate while loading, the bytes stored per order,
+//! and the host's resident memory 10 s after the run. Writes `bench/results/SCALE.md` and
+//! `bench/results/scale.svg`.
+//!
+//! `SCALE_SIZES=1000,100000` runs a shorter ladder.
+
+// Shared with the other benchmarks, each of which uses a part.
+#[allow(dead_code)]
+#[path = "chart.rs"]
+mod chart;
+#[allow(dead_code)]
+#[path = "systems.rs"]
+mod systems;
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+const USERS: u64 = 10_000;
+/// Connections loading orders.
+const LOADERS: usize = 32;
+/// Requests timed per listing and size.
+const SAMPLES: usize = 200;
+const PAGE_SIZE: u64 = 20;
+
+/// The path of a timed request, given the number of orders stored.
+type PathAt = Box<dyn Fn(u64) -> String>;
+
+fn sizes() -> Vec<u64> {
+    let text = std::env::var("SCALE_SIZES").unwrap_or_else(|_| "1000,100000,1000000".into());
+    text.split(',').filter_map(|s| s.trim().parse().ok()).collect()
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// One request; its status and body.
+fn send(agent: &ureq::Agent, method: &str, url: &str, body: Option<String>) -> anyhow::Result<(u16, String)> {
+    let request = http::Request::builder().method(method).uri(url).header("content-type", "application/json");
+    let mut reply = agent.run(request.body(body.unwrap_or_default())?)?;
+    Ok((reply.status().as_u16(), reply.body_mut().with_config().limit(u64::MAX).read_to_string()?))
+}
+
+fn order(user: u64) -> String {
+    format!(
+        r#"{{"user_id":{user},"shipping_address":"12 Rue de la Paix, Paris","items":[{{"product_id":1,"product_name":"Widget","quantity":3,"price":19.99}},{{"product_id":"prod-2","product_name":"Gadget","quantity":1,"price":5.5}}]}}"#
+    )
+}
+
+/// POSTs `count` of `body(n)` from [`LOADERS`] connections; every answer must be 201.
+fn load(base: &str, path: &str, count: u64, body: impl Fn(u64) -> String + Sync) -> anyhow::Result<Duration> {
+    let (next, failed) = (AtomicU64::new(0), AtomicU64::new(0));
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..LOADERS {
+            s.spawn(|| {
+                let agent = agent();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= count {
+                        return;
+                    }
+                    if !matches!(send(&agent, "POST", &format!("{base}{path}"), Some(body(n))), Ok((201, _))) {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    anyhow::ensure!(failed.load(Ordering::Relaxed) == 0, "{} of {count} POSTs failed", failed.load(Ordering::Relaxed));
+    Ok(started.elapsed())
+}
+
+/// p50 and p99 in milliseconds of [`SAMPLES`] sequential GETs over one connection.
+fn time(agent: &ureq::Agent, url: &str) -> anyhow::Result<(f64, f64)> {
+    let mut samples = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        let started = Instant::now();
+        let (status, body) = send(agent, "GET", url, None)?;
+        anyhow::ensure!(status == 200, "GET {url}: {status} {body}");
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok((samples[SAMPLES / 2], samples[SAMPLES * 99 / 100]))
+}
+
+fn main() -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?.to_path_buf();
+    let work = tempfile::tempdir()?;
+    let components = work.path().join("components");
+    std::fs::create_dir_all(&components)?;
+    for name in ["user-service", "order-service", "gateway"] {
+        std::fs::copy(root.join(format!("dist/{name}.wasm")), components.join(format!("{name}.wasm")))?;
+    }
+    let data = work.path().join("data");
+    let server = systems::trellis(&root.join("target/release/trellis"), &components, &data, None)?;
+    let base = server.base.clone();
+    systems::wait_until_answering(&format!("{base}/health"))?;
+
+    let signups = |n: u64| format!(r#"{{"name":"User {n}","email":"user{n}@example.com"}}"#);
+    load(&base, "/api/v1/users", USERS, signups)?;
+    let measured = USERS + 1;
+    load(&base, "/api/v1/users", 1, |_| r#"{"name":"Measured","email":"measured@example.com"}"#.into())?;
+    load(&base, "/api/v1/orders", 100, |_| order(measured))?;
+
+    let requests: [(&str, PathAt); 8] = [
+        ("orders, first page", Box::new(|_| format!("/api/v1/orders?page=1&page_size={PAGE_SIZE}"))),
+        (
+            "orders, middle page",
+            Box::new(|n| format!("/api/v1/orders?page={}&page_size={PAGE_SIZE}", n / PAGE_SIZE / 2 + 1)),
+        ),
+        (
+            "orders, last page",
+            Box::new(|n| format!("/api/v1/orders?page={}&page_size={PAGE_SIZE}", n.div_ceil(PAGE_SIZE))),
+        ),
+        (
+            "pending, middle page",
+            Box::new(|n| format!("/api/v1/orders?status=pending&page={}&page_size={PAGE_SIZE}", n / PAGE_SIZE / 2 + 1)),
+        ),
+        ("a user's 100 orders", Box::new(move |_| format!("/api/v1/orders/user/{measured}"))),
+        ("a user's profile", Box::new(move |_| format!("/api/v1/users/{measured}/profile"))),
+        ("dashboard", Box::new(|_| "/api/v1/dashboard".into())),
+        ("one order", Box::new(|n| format!("/api/v1/orders/{}", n / 2))),
+    ];
+    let (mut stored, mut results, mut rates) = (100u64, Vec::new(), Vec::new());
+    let sizes = sizes();
+    for &size in &sizes {
+        let more = size.saturating_sub(stored);
+        let took = load(&base, "/api/v1/orders", more, |n| order(n % USERS + 1))?;
+        rates.push((size, more as f64 / took.as_secs_f64().max(1e-9)));
+        stored += more;
+        let agent = agent();
+        let mut row = Vec::new();
+        for (name, path) in &requests {
+            row.push(time(&agent, &format!("{base}{}", path(stored))).with_context(|| format!("{name} at {size}"))?);
+        }
+        results.push((size, row));
+        println!("measured at {size} orders");
+    }
+    std::thread::sleep(Duration::from_secs(10));
+    let rss = systems::rss_mib(server.pid());
+    let bytes = std::fs::metadata(data.join("store.redb"))?.len();
+    drop(server);
+
+    let mut out = String::from("# Scale: the shop at a thousand and at a million orders\n\n");
+    writeln!(
+        out,
+        "Command: `make bench-scale` (part of `make bench`). Orders loaded through `POST /api/v1/orders` from {LOADERS} connections over {USERS} users; each request timed {SAMPLES} times in a row on one connection; pages of {PAGE_SIZE}.\n"
+    )?;
+    write!(out, "| request |")?;
+    for (size, _) in &results {
+        write!(out, " p50 / p99 at {size} (ms) |")?;
+    }
+    writeln!(out, " p50, p99 at the largest / at the smallest |")?;
+    writeln!(out, "|---|{}---|", "---|".repeat(results.len()))?;
+    for (i, (name, _)) in requests.iter().enumerate() {
+        write!(out, "| {name} |")?;
+        for (_, row) in &results {
+            write!(out, " {:.2} / {:.2} |", row[i].0, row[i].1)?;
+        }
+        let (first, last) = (results[0].1[i], results[results.len() - 1].1[i]);
+        writeln!(out, " {:.2}x, {:.2}x |", last.0 / first.0, last.1 / first.1)?;
+    }
+    writeln!(out, "\n| while loading up to | orders written per second |\n|---|---|")?;
+    for (size, rate) in &rates {
+        writeln!(out, "| {size} | {rate:.0} |")?;
+    }
+    writeln!(
+        out,
+        "\nStored: {bytes} bytes for {stored} orders and {} users ({:.0} bytes per order, indexes and figures included). Resident memory of the host 10 s after the run: {rss} MiB.",
+        USERS + 1,
+        bytes as f64 / stored as f64
+    )?;
+    writeln!(out, "\n![p50 latency by size](scale.svg)")?;
+    let groups: Vec<String> = requests.iter().map(|(name, _)| name.to_string()).collect();
+    let labels: Vec<String> = results.iter().map(|(size, _)| format!("{size} orders")).collect();
+    let series: Vec<(&str, Vec<f64>)> = results
+        .iter()
+        .zip(&labels)
+        .map(|((_, row), label)| (label.as_str(), row.iter().map(|r| r.0).collect()))
+        .collect();
+    chart::bars(
+        &root.join("bench/results/scale.svg"),
+        "The shop's requests by number of orders: p50 latency",
+        "ms",
+        &groups,
+        &series,
+    )?;
+    std::fs::write(root.join("bench/results/SCALE.md"), &out)?;
+    println!("{out}");
+    Ok(())
+}
