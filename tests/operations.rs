@@ -89,7 +89,9 @@ fn metrics_count_requests_calls_storage_and_breaker_changes() {
         series(r#"trellis_http_request_duration_seconds_count{component="order-service",route="/api/v1/orders"}"#),
         2.0
     );
-    assert!(series(r#"trellis_storage_operations_total{component="user-service",operation="write",result="ok"}"#) >= 1.0);
+    assert!(
+        series(r#"trellis_storage_operations_total{component="user-service",operation="write",result="ok"}"#) >= 1.0
+    );
     assert_eq!(series(r#"trellis_component_loads_total{component="user-service",result="loaded"}"#), 1.0);
     assert!(series(r#"trellis_instances_alive{component="user-service"}"#) >= 1.0);
     let link = r#"{caller="consumer",interface="test:greet/api@1.1.0"}"#;

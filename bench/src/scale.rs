@@ -60,7 +60,7 @@ fn order(user: u64) -> String {
 
 /// POSTs `count` of `body(n)` from [`LOADERS`] connections; every answer must be 201.
 fn load(base: &str, path: &str, count: u64, body: impl Fn(u64) -> String + Sync) -> anyhow::Result<Duration> {
-    let (next, failed) = (AtomicU64::new(0), AtomicU64::new(0));
+    let (next, failed, first) = (AtomicU64::new(0), AtomicU64::new(0), std::sync::Mutex::new(None));
     let started = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..LOADERS {
@@ -71,14 +71,17 @@ fn load(base: &str, path: &str, count: u64, body: impl Fn(u64) -> String + Sync)
                     if n >= count {
                         return;
                     }
-                    if !matches!(send(&agent, "POST", &format!("{base}{path}"), Some(body(n))), Ok((201, _))) {
+                    let answer = send(&agent, "POST", &format!("{base}{path}"), Some(body(n)));
+                    if !matches!(answer, Ok((201, _))) {
                         failed.fetch_add(1, Ordering::Relaxed);
+                        first.lock().unwrap().get_or_insert_with(|| format!("{answer:?}"));
                     }
                 }
             });
         }
     });
-    anyhow::ensure!(failed.load(Ordering::Relaxed) == 0, "{} of {count} POSTs failed", failed.load(Ordering::Relaxed));
+    let failed = failed.load(Ordering::Relaxed);
+    anyhow::ensure!(failed == 0, "{failed} of {count} POSTs failed, the first: {:?}", first.lock().unwrap());
     Ok(started.elapsed())
 }
 
@@ -106,7 +109,7 @@ fn main() -> anyhow::Result<()> {
     let data = work.path().join("data");
     let server = systems::trellis(&root.join("target/release/trellis"), &components, &data, None)?;
     let base = server.base.clone();
-    systems::wait_until_answering(&format!("{base}/health"))?;
+    systems::wait_until_answering(&format!("{base}/health/ready"))?;
 
     let signups = |n: u64| format!(r#"{{"name":"User {n}","email":"user{n}@example.com"}}"#);
     load(&base, "/api/v1/users", USERS, signups)?;
