@@ -247,3 +247,23 @@ fn a_component_cannot_take_more_memory_or_more_of_the_pool_than_its_share() {
     let roomy = Host::start_with(&["testing/memories"], "[limits]\nmemory_mib = 256\n");
     assert!(roomy.services().failed.is_empty(), "with room for all four it loads: the refusal was their total");
 }
+
+#[test]
+fn instances_a_burst_needed_are_dropped_once_idle_all_but_one() {
+    let config = "[limits]\nidle_instance_timeout = 300\n";
+    let host = Host::start_with(&["testing/consumer", "testing/provider"], config);
+    let url = format!("{}/consumer/misbehave/slow?amount=400", host.public);
+    let burst: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn({
+                let url = url.clone();
+                move || support::request("GET", &url, None).status
+            })
+        })
+        .collect();
+    assert!(burst.into_iter().all(|b| b.join().unwrap() == 200));
+    let alive = || metric(&host, "trellis_instances_alive{component=\"provider\"}");
+    assert!(alive() >= 4.0, "the burst needed four at once: {}", alive());
+    support::eventually(Duration::from_secs(5), "idle instances dropped", || alive() == 1.0);
+    assert_eq!(host.get("/consumer/greet/Ada").status, 200, "the one kept serves");
+}

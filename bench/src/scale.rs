@@ -85,17 +85,25 @@ fn load(base: &str, path: &str, count: u64, body: impl Fn(u64) -> String + Sync)
     Ok(started.elapsed())
 }
 
-/// p50 and p99 in milliseconds of [`SAMPLES`] sequential GETs over one connection.
-fn time(agent: &ureq::Agent, url: &str) -> anyhow::Result<(f64, f64)> {
-    let mut samples = Vec::with_capacity(SAMPLES);
+/// p50 and p99 in milliseconds of each of `urls`, GET [`SAMPLES`] times over one connection,
+/// the urls taken in turn so that drift hits them alike.
+fn time(agent: &ureq::Agent, urls: &[String]) -> anyhow::Result<Vec<(f64, f64)>> {
+    let mut samples = vec![Vec::with_capacity(SAMPLES); urls.len()];
     for _ in 0..SAMPLES {
-        let started = Instant::now();
-        let (status, body) = send(agent, "GET", url, None)?;
-        anyhow::ensure!(status == 200, "GET {url}: {status} {body}");
-        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+        for (url, samples) in urls.iter().zip(&mut samples) {
+            let started = Instant::now();
+            let (status, body) = send(agent, "GET", url, None)?;
+            anyhow::ensure!(status == 200, "GET {url}: {status} {body}");
+            samples.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
     }
-    samples.sort_by(f64::total_cmp);
-    Ok((samples[SAMPLES / 2], samples[SAMPLES * 99 / 100]))
+    Ok(samples
+        .into_iter()
+        .map(|mut s| {
+            s.sort_by(f64::total_cmp);
+            (s[SAMPLES / 2], s[SAMPLES * 99 / 100])
+        })
+        .collect())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -143,11 +151,10 @@ fn main() -> anyhow::Result<()> {
         let took = load(&base, "/api/v1/orders", more, |n| order(n % USERS + 1))?;
         rates.push((size, more as f64 / took.as_secs_f64().max(1e-9)));
         stored += more;
-        let agent = agent();
-        let mut row = Vec::new();
-        for (name, path) in &requests {
-            row.push(time(&agent, &format!("{base}{}", path(stored))).with_context(|| format!("{name} at {size}"))?);
-        }
+        // Let the disk settle after the writes, as a shop between bursts would.
+        std::thread::sleep(Duration::from_secs(5));
+        let urls: Vec<String> = requests.iter().map(|(_, path)| format!("{base}{}", path(stored))).collect();
+        let row = time(&agent(), &urls).with_context(|| format!("at {size} orders"))?;
         results.push((size, row));
         println!("measured at {size} orders");
     }
@@ -159,7 +166,7 @@ fn main() -> anyhow::Result<()> {
     let mut out = String::from("# Scale: the shop at a thousand and at a million orders\n\n");
     writeln!(
         out,
-        "Command: `make bench-scale` (part of `make bench`). Orders loaded through `POST /api/v1/orders` from {LOADERS} connections over {USERS} users; each request timed {SAMPLES} times in a row on one connection; pages of {PAGE_SIZE}.\n"
+        "Command: `make bench-scale` (part of `make bench`). Orders loaded through `POST /api/v1/orders` from {LOADERS} connections over {USERS} users; each request timed {SAMPLES} times on one connection, the requests in turn, 5 s after loading; pages of {PAGE_SIZE}.\n"
     )?;
     write!(out, "| request |")?;
     for (size, _) in &results {

@@ -3,17 +3,19 @@
 //!
 //! A record and every index and total it changes are written together, all or none, with
 //! one `trellis:keyvalue/ordered.write` ([`Changes`]). An index is a set of record ids kept in
-//! id order under its own key prefix, with its total and a count per block of
-//! [`BLOCK`] ids: page N is found by adding block counts (one short scan), then by skipping
-//! inside one block, so its cost does not depend on how many entries precede it.
+//! id order under its own key prefix, with its total, a count per block of [`BLOCK`] ids and
+//! a count per group of [`GROUP`] blocks: page N is found by adding group counts, then the
+//! block counts of one group, then by skipping inside one block. At a million ids that reads
+//! about 30 + 32 counts and skips fewer than 1,024 entries, wherever the page is.
 
 use crate::table::StorageError;
 use crate::trellis::keyvalue::ordered::{self, Op, WriteError};
 use crate::wasi::keyvalue::store;
 
-/// Ids per block count: a page is found by reading at most `total / BLOCK` block counts and
-/// skipping fewer than `BLOCK` entries.
+/// Ids per block count.
 pub const BLOCK: u64 = 1024;
+/// Blocks per group count.
+pub const GROUP: u64 = 32;
 
 /// The most entries one scan returns (the host's own cap).
 const SCAN_MAX: u32 = 1000;
@@ -45,6 +47,14 @@ impl Index {
         format!("b/{}/{:016}", self.name, id / BLOCK)
     }
 
+    fn group_prefix(&self) -> String {
+        format!("g/{}/", self.name)
+    }
+
+    fn group(&self, id: u64) -> String {
+        format!("g/{}/{:011}", self.name, id / (BLOCK * GROUP))
+    }
+
     fn total_key(&self) -> String {
         format!("t/{}", self.name)
     }
@@ -56,29 +66,17 @@ impl Index {
 
     /// Up to `limit` ids from position `offset` (0-based), in id order.
     pub fn page(&self, bucket: &store::Bucket, offset: u64, limit: u32) -> Result<Vec<u64>, StorageError> {
-        // Find the block holding position `offset` by adding block counts.
-        let (mut passed, mut after) = (0u64, None::<String>);
-        let mut start = None;
-        'blocks: loop {
-            let counts = ordered::scan(bucket, &self.block_prefix(), after.as_deref(), 0, SCAN_MAX)?;
-            for entry in &counts {
-                let count = count_of(&entry.value);
-                if passed + count > offset {
-                    let block: u64 = entry.key.rsplit('/').next().and_then(|b| b.parse().ok()).unwrap_or(0);
-                    start = Some((block, offset - passed));
-                    break 'blocks;
-                }
-                passed += count;
-            }
-            match counts.last() {
-                Some(last) if counts.len() == SCAN_MAX as usize => after = Some(last.key.clone()),
-                _ => break,
-            }
-        }
-        let Some((block, skip)) = start else { return Ok(Vec::new()) };
+        let Some((group, passed)) = locate(bucket, &self.group_prefix(), None, offset, u32::MAX)? else {
+            return Ok(Vec::new());
+        };
+        let first_block = group * GROUP;
+        let after = (first_block > 0).then(|| format!("b/{}/{:016}", self.name, first_block - 1));
+        let Some((block, passed)) = locate(bucket, &self.block_prefix(), after, offset - passed, GROUP as u32)? else {
+            return Ok(Vec::new());
+        };
         // The block's first id is `block * BLOCK`: start just before it.
         let after = (block > 0).then(|| self.entry(block * BLOCK - 1));
-        self.ids(bucket, after, u32::try_from(skip).unwrap_or(u32::MAX), limit)
+        self.ids(bucket, after, u32::try_from(offset - passed).unwrap_or(u32::MAX), limit)
     }
 
     /// Up to `limit` ids after the id `after` (from the first when None), in id order.
@@ -139,13 +137,13 @@ impl Changes {
     /// Puts `id` in `index`, counting it.
     pub fn insert(&mut self, index: &Index, id: u64) -> &mut Self {
         self.set(index.entry(id), Vec::new());
-        self.add(index.block(id), 1).add(index.total_key(), 1)
+        self.add(index.block(id), 1).add(index.group(id), 1).add(index.total_key(), 1)
     }
 
     /// Takes `id` out of `index`, counting it.
     pub fn remove(&mut self, index: &Index, id: u64) -> &mut Self {
         self.delete(index.entry(id));
-        self.add(index.block(id), -1).add(index.total_key(), -1)
+        self.add(index.block(id), -1).add(index.group(id), -1).add(index.total_key(), -1)
     }
 
     /// Applies every change at once. `Ok(false)`: an `expect` did not hold and nothing was
@@ -157,6 +155,37 @@ impl Changes {
             Err(WriteError::Store(e)) => Err(e.into()),
         }
     }
+}
+
+/// Among the counts under `prefix` (after the key `after`, at most `most` of them), the one
+/// whose range holds position `offset`: its number (the last part of its key) and the
+/// positions before it. None when `offset` is past them all.
+fn locate(
+    bucket: &store::Bucket,
+    prefix: &str,
+    mut after: Option<String>,
+    offset: u64,
+    most: u32,
+) -> Result<Option<(u64, u64)>, StorageError> {
+    let (mut passed, mut seen) = (0u64, 0u32);
+    while seen < most {
+        let want = SCAN_MAX.min(most - seen);
+        let counts = ordered::scan(bucket, prefix, after.as_deref(), 0, want)?;
+        for entry in &counts {
+            let count = count_of(&entry.value);
+            if passed + count > offset {
+                let number = entry.key.rsplit('/').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                return Ok(Some((number, passed)));
+            }
+            passed += count;
+        }
+        match counts.last() {
+            Some(last) if counts.len() == want as usize => after = Some(last.key.clone()),
+            _ => break,
+        }
+        seen += want;
+    }
+    Ok(None)
 }
 
 /// The integer counter at `key` (0 when absent).

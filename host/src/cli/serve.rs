@@ -82,6 +82,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Err(e) => tracing::error!(error = format!("{e:#}"), "cannot load the components folder"),
         }
     });
+    // Warm instances a burst needed give their memory back once unused for a while.
+    let trimmed = registry.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            trimmed.snapshot().components.values().for_each(|component| component.trim_idle());
+        }
+    });
     listener::run(services, public, admin, shutdown_signal(), settings.shutdown_timeout).await?;
     // The engine (and its epoch ticker, which enforces deadlines) outlives every request.
     drop(runtime);

@@ -64,7 +64,7 @@ impl LoadedComponent {
             })?;
         let labels = ComponentLabels { component: self.name.to_string() };
         METRICS.instantiation_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
-        Ok(Warm { store, instance, slot: Some(slot), proxy: None, _alive: Alive::new(&self.name) })
+        Ok(Warm { store, instance, slot: Some(slot), proxy: None, idle_since: started, _alive: Alive::new(&self.name) })
     }
 
     /// The `wasi:http` bindings of an instance of this component, looked up once per instance.

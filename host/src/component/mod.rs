@@ -82,6 +82,11 @@ pub(crate) struct Parts {
 }
 
 impl LoadedComponent {
+    /// Drops warm instances idle for longer than `limits.idle_instance_timeout`, all but one.
+    pub fn trim_idle(&self) {
+        self.pool.trim(self.limits.idle_instance_timeout);
+    }
+
     pub(crate) fn new(parts: Parts) -> wasmtime::Result<Self> {
         let proxy = if parts.description.serves_http() { Some(ProxyIndices::new(&parts.pre)?) } else { None };
         let exports = export_index(parts.pre.component(), &parts.description);

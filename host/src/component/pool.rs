@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::Store;
@@ -21,6 +22,8 @@ pub struct Warm {
     pub(super) slot: Option<OwnedSemaphorePermit>,
     /// Its `wasi:http` bindings, looked up (and type-checked) once per instance.
     pub(super) proxy: Option<Arc<Proxy>>,
+    /// When it last went idle.
+    pub(super) idle_since: Instant,
     pub(super) _alive: Alive,
 }
 
@@ -65,10 +68,26 @@ impl InstancePool {
         if !self.reuse || warm.store.data().memory_used() > self.max_idle_bytes {
             return;
         }
+        warm.idle_since = Instant::now();
         let mut idle = self.idle.lock().unwrap();
         if idle.len() < self.max_idle {
             idle.push(warm);
         }
+    }
+
+    /// Drops the instances idle for longer than `idle_for`, all but the most recently used:
+    /// after a burst of traffic, the instances it needed give their memory back.
+    pub(super) fn trim(&self, idle_for: Duration) {
+        let stale: Vec<Warm> = {
+            let mut idle = self.idle.lock().unwrap();
+            let newest = idle.pop();
+            let (stale, kept): (Vec<Warm>, Vec<Warm>) =
+                idle.drain(..).partition(|warm| warm.idle_since.elapsed() > idle_for);
+            *idle = kept;
+            idle.extend(newest);
+            stale
+        };
+        drop(stale);
     }
 
     pub(super) fn idle(&self) -> usize {
@@ -144,7 +163,6 @@ impl Bulkhead {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant};
 
     #[tokio::test]
     async fn nested_calls_take_the_reserve_and_fail_fast_when_everything_is_busy() {

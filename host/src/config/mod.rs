@@ -58,6 +58,10 @@ pub struct Limits {
     pub instance_reuse: bool,
     /// Warm instances kept idle per component.
     pub max_idle_instances: usize,
+    /// A warm instance unused for this long is dropped (one per component is kept), so the
+    /// memory a burst of traffic needed returns within seconds.
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub idle_instance_timeout: Duration,
     /// Instances of one component busy at once (the bulkhead): one component cannot take
     /// every instance slot and core from the others. 64 is far above what two cores serve.
     /// A quarter is kept for nested calls (calls from other components), which never wait:
@@ -115,6 +119,7 @@ impl Default for Limits {
             max_body_bytes: 1024 * 1024,
             instance_reuse: true,
             max_idle_instances: 32,
+            idle_instance_timeout: Duration::from_secs(5),
             max_instances: 64,
             max_queue: 256,
             max_table_elements: 100_000,
