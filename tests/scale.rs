@@ -103,6 +103,12 @@ fn twenty_thousand_orders_list_page_by_page_from_their_indexes_and_stream_whole(
     let streamed: Vec<Value> = serde_json::from_str(&reply.body).expect("one complete JSON array");
     assert_eq!(streamed.len(), 20_000);
     assert!(streamed.windows(2).all(|w| w[0]["id"].as_u64() < w[1]["id"].as_u64()), "oldest first");
+    // Ids now pass 32,768: pages are found across index groups too.
+    let deep = page("page=1700&page_size=20");
+    assert_eq!((ids(&deep), deep["total"].as_u64()), ((33_981..=34_000).collect(), Some(40_000)));
+    let theirs: Vec<u64> = streamed.iter().map(|o| o["id"].as_u64().unwrap()).collect();
+    let deep = page(&format!("user_id={big}&page=900&page_size=20"));
+    assert_eq!((ids(&deep), deep["total"].as_u64()), (theirs[17_980..18_000].to_vec(), Some(20_000)));
     let profile = host.get(&format!("/api/v1/users/{big}/profile")).json();
     assert_eq!(
         (profile["total_orders"].as_u64(), profile["orders"].as_array().map(Vec::len)),

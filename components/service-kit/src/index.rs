@@ -66,17 +66,19 @@ impl Index {
 
     /// Up to `limit` ids from position `offset` (0-based), in id order.
     pub fn page(&self, bucket: &store::Bucket, offset: u64, limit: u32) -> Result<Vec<u64>, StorageError> {
-        let Some((group, passed)) = locate(bucket, &self.group_prefix(), None, offset, u32::MAX)? else {
+        let Some((group, before_group)) = locate(bucket, &self.group_prefix(), None, offset, u32::MAX)? else {
             return Ok(Vec::new());
         };
+        let in_group = offset - before_group;
         let first_block = group * GROUP;
         let after = (first_block > 0).then(|| format!("b/{}/{:016}", self.name, first_block - 1));
-        let Some((block, passed)) = locate(bucket, &self.block_prefix(), after, offset - passed, GROUP as u32)? else {
+        let Some((block, before_block)) = locate(bucket, &self.block_prefix(), after, in_group, GROUP as u32)? else {
             return Ok(Vec::new());
         };
+        let in_block = in_group - before_block;
         // The block's first id is `block * BLOCK`: start just before it.
         let after = (block > 0).then(|| self.entry(block * BLOCK - 1));
-        self.ids(bucket, after, u32::try_from(offset - passed).unwrap_or(u32::MAX), limit)
+        self.ids(bucket, after, u32::try_from(in_block).unwrap_or(u32::MAX), limit)
     }
 
     /// Up to `limit` ids after the id `after` (from the first when None), in id order.
