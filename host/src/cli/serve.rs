@@ -92,7 +92,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
     listener::run(services, public, admin, shutdown_signal(), settings.shutdown_timeout).await?;
-    // The engine (and its epoch ticker, which enforces deadlines) outlives every request.
+    // The epoch ticker keeps running while any Store still exists (a guest still spinning is
+    // interrupted at its next tick and dropped with its task), then stops by itself.
     drop(runtime);
     Ok(())
 }

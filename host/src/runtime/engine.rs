@@ -3,8 +3,6 @@
 //! and deadlines are the [`super::store`] module's.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -29,10 +27,12 @@ const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
 const MEMORIES_PER_COMPONENT: u32 = 8;
 const TABLES_PER_COMPONENT: u32 = 32;
 
-/// The engine plus the ticker that drives its epochs; the ticker stops when this is dropped.
+/// The engine plus the ticker that drives its epochs. The ticker runs for as long as any
+/// clone of the engine exists, every Store's included: a guest still running (say, spinning
+/// while the host shuts down) keeps getting the ticks that let it be interrupted, so it can
+/// never hold a thread forever.
 pub struct Runtime {
     pub engine: Engine,
-    ticker_stop: Arc<AtomicBool>,
 }
 
 impl Runtime {
@@ -72,10 +72,9 @@ impl Runtime {
         config.cache(Some(Cache::new(cache).map_err(anyhow::Error::from).context("cannot set up the compile cache")?));
 
         let engine = Engine::new(&config).map_err(anyhow::Error::from).context("cannot create the wasmtime engine")?;
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let (weak, stop) = (engine.weak(), ticker_stop.clone());
+        let weak = engine.weak();
         std::thread::Builder::new().name("trellis-epoch".into()).spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
+            loop {
                 std::thread::sleep(EPOCH_TICK);
                 match weak.upgrade() {
                     Some(engine) => engine.increment_epoch(),
@@ -83,12 +82,6 @@ impl Runtime {
                 }
             }
         })?;
-        Ok(Self { engine, ticker_stop })
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
+        Ok(Self { engine })
     }
 }
