@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use support::Host;
 use support::shop::{create_user, order_body};
@@ -18,11 +16,7 @@ fn load(host: &Host, want: u16, requests: Vec<(&'static str, String, Value)>) {
         for part in requests.chunks(chunk) {
             let base = host.public.clone();
             s.spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(Duration::from_secs(30)))
-                    .build()
-                    .into();
+                let agent = support::agent();
                 for (method, path, body) in part {
                     let request = http::Request::builder()
                         .method(*method)

@@ -276,7 +276,8 @@ impl Reply {
     }
 }
 
-fn agent() -> ureq::Agent {
+/// A client that reads every status as an answer, not an error.
+pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(60)))

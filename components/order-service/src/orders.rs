@@ -38,7 +38,7 @@ impl Status {
 
 fn orders() -> Result<Table, StorageError> {
     let orders = Table::open("orders")?;
-    index_legacy_orders(&orders)?;
+    service_kit::index_existing(&orders, index_order)?;
     Ok(orders)
 }
 
@@ -57,9 +57,6 @@ fn with_status(status: Status) -> Index {
 /// The revenue of every order not cancelled, in millionths.
 const REVENUE: &str = "c/revenue-micros";
 
-/// Set once every stored order is in the indexes.
-const INDEXED: &str = "m/indexed-v1";
-
 fn micros(amount: f64) -> i64 {
     (amount * 1e6).round() as i64
 }
@@ -73,19 +70,6 @@ fn index_order(changes: &mut Changes, order: &Order) {
     if order.status != Status::Cancelled {
         changes.add(REVENUE.into(), micros(order.total));
     }
-}
-
-/// Orders stored before the indexes existed are indexed once, in one atomic write.
-fn index_legacy_orders(orders: &Table) -> Result<(), StorageError> {
-    if orders.bucket().get(INDEXED)?.is_some() {
-        return Ok(());
-    }
-    let mut changes = Changes::default();
-    changes.expect(INDEXED.into(), None).set(INDEXED.into(), b"1".to_vec());
-    for order in orders.all::<Order>()? {
-        index_order(&mut changes, &order);
-    }
-    changes.commit(orders.bucket()).map(|_| ())
 }
 
 /// The body of a new order, read leniently so each problem gets its own message.

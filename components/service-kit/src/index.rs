@@ -8,7 +8,11 @@
 //! block counts of one group, then by skipping inside one block. At a million ids that reads
 //! about 30 + 32 counts and skips fewer than 1,024 entries, wherever the page is.
 
-use crate::table::StorageError;
+use std::sync::Mutex;
+
+use serde::de::DeserializeOwned;
+
+use crate::table::{StorageError, Table};
 use crate::trellis::keyvalue::ordered::{self, Op, WriteError};
 use crate::wasi::keyvalue::store;
 
@@ -188,6 +192,35 @@ fn locate(
         seen += want;
     }
     Ok(None)
+}
+
+/// Set in a bucket once every record stored in it is in its indexes.
+const INDEXED: &str = "m/indexed-v1";
+
+/// The buckets this instance has seen indexed: it never looks again.
+static SEEN_INDEXED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Indexes, once, the records of `table` stored before their indexes existed: when the bucket
+/// has no marker, every record goes through `index` in one atomic write that sets the marker
+/// (a concurrent one that set it first wins; nothing is counted twice).
+pub fn index_existing<T: DeserializeOwned>(
+    table: &Table,
+    index: impl Fn(&mut Changes, &T),
+) -> Result<(), StorageError> {
+    let mut seen = SEEN_INDEXED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if seen.iter().any(|name| name == table.name()) {
+        return Ok(());
+    }
+    if table.bucket().get(INDEXED)?.is_none() {
+        let mut changes = Changes::default();
+        changes.expect(INDEXED.into(), None).set(INDEXED.into(), b"1".to_vec());
+        for record in table.all::<T>()? {
+            index(&mut changes, &record);
+        }
+        changes.commit(table.bucket())?;
+    }
+    seen.push(table.name().to_string());
+    Ok(())
 }
 
 /// The integer counter at `key` (0 when absent).

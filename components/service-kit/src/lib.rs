@@ -13,7 +13,7 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-pub use index::{Changes, Index, read_count};
+pub use index::{Changes, Index, index_existing, read_count};
 pub use paging::Paging;
 pub use table::{StorageError, Table};
 

@@ -64,6 +64,10 @@ impl Table {
         &self.bucket
     }
 
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Opens the bucket `name`.
     pub fn open(name: &str) -> Result<Self, StorageError> {
         Ok(Self { bucket: store::open(name).map_err(describe)?, name: name.to_string() })

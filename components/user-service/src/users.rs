@@ -13,12 +13,11 @@ use service_kit::{Changes, Index, Paging, StorageError, Table, invalid};
 /// A user: the WIT record, stored and served as JSON exactly as other services receive it.
 pub use crate::exports::shop::users::api::User;
 
-/// Set once every stored user is in the index and holds its claim.
-const INDEXED: &str = "m/indexed-v1";
-
 fn users() -> Result<Table, StorageError> {
     let users = Table::open("users")?;
-    index_legacy_users(&users)?;
+    service_kit::index_existing(&users, |changes, user: &User| {
+        changes.insert(&all(), user.id).set(claim(&user.email), holder(user.id));
+    })?;
     Ok(users)
 }
 
@@ -33,19 +32,6 @@ fn claim(email: &str) -> String {
 
 fn holder(id: u64) -> Vec<u8> {
     id.to_string().into_bytes()
-}
-
-/// Users stored before the index existed are indexed, and claim their emails, once.
-fn index_legacy_users(users: &Table) -> Result<(), StorageError> {
-    if users.bucket().get(INDEXED)?.is_some() {
-        return Ok(());
-    }
-    let mut changes = Changes::default();
-    changes.expect(INDEXED.into(), None).set(INDEXED.into(), b"1".to_vec());
-    for user in users.all::<User>()? {
-        changes.insert(&all(), user.id).set(claim(&user.email), holder(user.id));
-    }
-    changes.commit(users.bucket()).map(|_| ())
 }
 
 pub fn load(id: u64) -> Result<Option<User>, StorageError> {

@@ -80,12 +80,9 @@ impl InstancePool {
     pub(super) fn trim(&self, idle_for: Duration) {
         let stale: Vec<Warm> = {
             let mut idle = self.idle.lock().unwrap();
-            let newest = idle.pop();
-            let (stale, kept): (Vec<Warm>, Vec<Warm>) =
-                idle.drain(..).partition(|warm| warm.idle_since.elapsed() > idle_for);
-            *idle = kept;
-            idle.extend(newest);
-            stale
+            // The most recently used is last: `put` pushes, `take` pops.
+            let older = idle.len().saturating_sub(1);
+            idle.extract_if(..older, |warm| warm.idle_since.elapsed() > idle_for).collect()
         };
         drop(stale);
     }

@@ -106,10 +106,7 @@ impl Link {
     /// component's memory.
     fn check_size(&self, what: &'static str, values: &[Val]) -> Result<(), CallFailure> {
         let limit = self.max_value_bytes;
-        match size_within(values, limit) {
-            Some(_) => Ok(()),
-            None => Err(CallFailure::TooLarge { what, limit }),
-        }
+        size_within(values, limit).map(|_| ()).ok_or(CallFailure::TooLarge { what, limit })
     }
 
     /// Tells the caller its call failed: in-band as `err(unavailable(..))` when the function's
@@ -150,29 +147,24 @@ fn outcome(result: &Result<(), CallFailure>, results: &[Val]) -> Outcome {
 
 /// The bytes `values` take (strings and lists by their contents, other values by a word
 /// each), or None as soon as that passes `limit`.
-fn size_within(values: &[Val], limit: usize) -> Option<usize> {
-    values.iter().try_fold(0usize, |total, value| {
+fn size_within<'a>(values: impl IntoIterator<Item = &'a Val>, limit: usize) -> Option<usize> {
+    values.into_iter().try_fold(0usize, |total, value| {
         let total = total + size_of(value, limit.checked_sub(total)?)?;
         (total <= limit).then_some(total)
     })
 }
 
 fn size_of(value: &Val, limit: usize) -> Option<usize> {
-    let inner = |values: &[Val]| size_within(values, limit);
-    let size = match value {
-        Val::String(s) => s.len(),
-        Val::List(items) | Val::Tuple(items) => 8 + inner(items)?,
-        Val::Record(fields) => fields.iter().try_fold(0usize, |total, (_, v)| {
-            let total = total + size_of(v, limit.checked_sub(total)?)?;
-            (total <= limit).then_some(total)
-        })?,
+    match value {
+        Val::String(s) => (s.len() <= limit).then_some(s.len()),
+        Val::List(items) | Val::Tuple(items) => Some(8 + size_within(items, limit.checked_sub(8)?)?),
+        Val::Record(fields) => size_within(fields.iter().map(|(_, v)| v), limit),
         Val::Variant(_, Some(v)) | Val::Option(Some(v)) | Val::Result(Ok(Some(v)) | Err(Some(v))) => {
-            8 + size_of(v, limit)?
+            Some(8 + size_of(v, limit.checked_sub(8)?)?)
         }
-        Val::Flags(names) => names.iter().map(String::len).sum(),
-        _ => 8,
-    };
-    (size <= limit).then_some(size)
+        Val::Flags(names) => Some(names.iter().map(String::len).sum::<usize>()).filter(|len| *len <= limit),
+        _ => (8 <= limit).then_some(8),
+    }
 }
 
 #[cfg(test)]

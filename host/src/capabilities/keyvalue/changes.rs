@@ -119,18 +119,20 @@ pub(super) struct Tables<'a, 'txn> {
     pub(super) usage: &'a mut Usage,
 }
 
-/// A key's value after the ops so far: `None` deleted, `Some` its new bytes.
-type Pending<'w> = HashMap<&'w str, Option<Vec<u8>>>;
+/// A key one write touches: its length when the write began (None: absent), read once, and
+/// what the ops so far made of it (None: untouched; `Some(None)`: deleted).
+struct Slot {
+    stored_len: Option<usize>,
+    changed: Option<Option<Vec<u8>>>,
+}
+
+type Slots<'w> = HashMap<&'w str, Slot>;
 
 impl Write {
     /// The outer error is the database's (the whole group fails); the inner one this write's,
     /// which then changes nothing.
     pub(super) fn apply(&self, t: &mut Tables) -> Result<Result<Written, StorageError>, StorageError> {
-        let (namespace, bucket) = (self.namespace.as_str(), self.bucket.as_str());
-        let stored = |t: &Tables, key: &str| -> Result<Option<Vec<u8>>, StorageError> {
-            Ok(t.entries.get((namespace, bucket, key))?.map(|v| v.value().to_vec()))
-        };
-        let mut pending: Pending = HashMap::new();
+        let mut slots = Slots::new();
         let mut counts = Vec::new();
         for op in &self.ops {
             match op {
@@ -138,17 +140,11 @@ impl Write {
                     if let Err(over) = self.quota.check_entry(key, value.len()) {
                         return Ok(Err(over));
                     }
-                    pending.insert(key, Some(value.clone()));
+                    self.slot(t, &mut slots, key)?.changed = Some(Some(value.clone()));
                 }
-                Op::Delete(key) => {
-                    pending.insert(key, None);
-                }
+                Op::Delete(key) => self.slot(t, &mut slots, key)?.changed = Some(None),
                 Op::Increment(key, delta) => {
-                    let current = match pending.get(key.as_str()) {
-                        Some(value) => value.clone(),
-                        None => stored(t, key)?,
-                    };
-                    let current = match current.as_deref().map(<[u8; 8]>::try_from) {
+                    let current = match self.current(t, &mut slots, key)?.as_deref().map(<[u8; 8]>::try_from) {
                         None => 0,
                         Some(Ok(bytes)) => i64::from_le_bytes(bytes),
                         Some(Err(_)) => {
@@ -159,40 +155,59 @@ impl Write {
                     let Some(next) = current.checked_add(*delta) else {
                         return Ok(Err(StorageError::Refused(format!("incrementing key {key:?} would overflow"))));
                     };
-                    pending.insert(key, Some(next.to_le_bytes().to_vec()));
+                    self.slot(t, &mut slots, key)?.changed = Some(Some(next.to_le_bytes().to_vec()));
                     counts.push(next);
                 }
                 Op::Expect(key, expected) => {
-                    let current = match pending.get(key.as_str()) {
-                        Some(value) => value.clone(),
-                        None => stored(t, key)?,
-                    };
+                    let current = self.current(t, &mut slots, key)?;
                     if current != *expected {
                         return Ok(Ok(Written::Changed(key.clone(), current)));
                     }
                 }
             }
         }
-        if let Err(over) = self.count(t, &pending)? {
+        if let Err(over) = self.count(t, &slots)? {
             return Ok(Err(over));
         }
-        for (key, value) in pending {
-            match value {
-                Some(value) => t.entries.insert((namespace, bucket, key), value.as_slice())?,
-                None => t.entries.remove((namespace, bucket, key))?,
+        let (namespace, bucket) = (self.namespace.as_str(), self.bucket.as_str());
+        for (key, slot) in slots {
+            match slot.changed {
+                Some(Some(value)) => t.entries.insert((namespace, bucket, key), value.as_slice())?,
+                Some(None) => t.entries.remove((namespace, bucket, key))?,
+                None => continue,
             };
         }
         Ok(Ok(Written::Done(counts)))
     }
 
+    /// The slot of `key`, made (with the stored length) on its first touch.
+    fn slot<'s, 'w>(&self, t: &Tables, slots: &'s mut Slots<'w>, key: &'w str) -> Result<&'s mut Slot, StorageError> {
+        if !slots.contains_key(key) {
+            let stored_len =
+                t.entries.get((self.namespace.as_str(), self.bucket.as_str(), key))?.map(|v| v.value().len());
+            slots.insert(key, Slot { stored_len, changed: None });
+        }
+        Ok(slots.get_mut(key).expect("just made"))
+    }
+
+    /// The value of `key` after the ops so far.
+    fn current<'w>(&self, t: &Tables, slots: &mut Slots<'w>, key: &'w str) -> Result<Option<Vec<u8>>, StorageError> {
+        if let Some(Slot { changed: Some(value), .. }) = slots.get(key) {
+            return Ok(value.clone());
+        }
+        let stored = t.entries.get((self.namespace.as_str(), self.bucket.as_str(), key))?.map(|v| v.value().to_vec());
+        slots.entry(key).or_insert(Slot { stored_len: stored.as_ref().map(Vec::len), changed: None });
+        Ok(stored)
+    }
+
     /// Whether the write's final state fits the quota; if it does, what it uses is counted.
     /// A write that shrinks what is used is always allowed, even over a lowered quota.
-    fn count(&self, t: &mut Tables, pending: &Pending) -> Result<Result<(), StorageError>, StorageError> {
+    fn count(&self, t: &mut Tables, slots: &Slots) -> Result<Result<(), StorageError>, StorageError> {
         let before = t.usage.of(t.usage_table, &self.namespace)?;
         let (mut keys, mut bytes) = before;
-        for (key, value) in pending {
-            let old = t.entries.get((self.namespace.as_str(), self.bucket.as_str(), *key))?.map(|v| v.value().len());
-            if let Some(old) = old {
+        for (key, slot) in slots {
+            let Some(value) = &slot.changed else { continue };
+            if let Some(old) = slot.stored_len {
                 keys = keys.saturating_sub(1);
                 bytes = bytes.saturating_sub((key.len() + old) as u64);
             }

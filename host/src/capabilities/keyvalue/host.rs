@@ -163,7 +163,7 @@ impl ordered::Host for KeyValueView<'_> {
                 ordered::Op::Expect((key, value)) => Op::Expect(key, value),
             })
             .collect();
-        Ok(match self.namespace.write("write", name, move |s, scope| s.write_all(scope, ops)).await {
+        Ok(match self.namespace.write("write", name, move |s, scope| s.write(scope, ops)).await {
             Ok(Written::Done(counts)) => Ok(counts),
             Ok(Written::Changed(key, now)) => Err(ordered::WriteError::Changed((key, now))),
             Err(e) => Err(ordered::WriteError::Store(e)),

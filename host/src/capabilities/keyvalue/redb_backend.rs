@@ -156,26 +156,16 @@ impl Storage {
         scope: Scope,
         cursor: Option<&str>,
     ) -> Result<(Vec<String>, Option<String>), StorageError> {
-        let txn = self.db()?.begin_read()?;
-        let table = txn.open_table(ENTRIES)?;
-        let start = (scope.namespace, scope.bucket, cursor.unwrap_or(""));
-        let mut keys = Vec::new();
-        for entry in table.range(start..)? {
-            let (k, _) = entry?;
-            let (ns, bucket, key) = k.value();
-            if ns != scope.namespace || bucket != scope.bucket {
-                break;
+        let (mut keys, mut more) = (Vec::new(), false);
+        self.walk(scope, "", cursor, 0, |key, _| {
+            more = keys.len() == LIST_PAGE;
+            if !more {
+                keys.push(key.to_string());
             }
-            if cursor == Some(key) {
-                continue;
-            }
-            if keys.len() == LIST_PAGE {
-                let next = keys.last().cloned();
-                return Ok((keys, next));
-            }
-            keys.push(key.to_string());
-        }
-        Ok((keys, None))
+            !more
+        })?;
+        let next = if more { keys.last().cloned() } else { None };
+        Ok((keys, next))
     }
 
     /// Up to `limit` (at most [`LIST_PAGE`]) entries whose keys start with `prefix`, in key
@@ -189,24 +179,39 @@ impl Storage {
         skip: usize,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let mut found = Vec::new();
+        self.walk(scope, prefix, after, skip, |key, value| {
+            let room = found.len() < limit.min(LIST_PAGE);
+            if room {
+                found.push((key.to_string(), value.to_vec()));
+            }
+            room
+        })?;
+        Ok(found)
+    }
+
+    /// Shows `visit` each entry of `scope` whose key starts with `prefix`, in key order, after
+    /// `after` (exclusive), once `skip` of them are passed, until it answers false.
+    fn walk(
+        &self,
+        scope: Scope,
+        prefix: &str,
+        after: Option<&str>,
+        skip: usize,
+        mut visit: impl FnMut(&str, &[u8]) -> bool,
+    ) -> Result<(), StorageError> {
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(ENTRIES)?;
         let from = after.filter(|a| *a > prefix).unwrap_or(prefix);
-        let mut found = Vec::new();
         let entries = table.range((scope.namespace, scope.bucket, from)..)?;
         for entry in entries.skip_while(|e| e.as_ref().is_ok_and(|(k, _)| Some(k.value().2) == after)).skip(skip) {
             let (k, v) = entry?;
             let (ns, bucket, key) = k.value();
-            if ns != scope.namespace
-                || bucket != scope.bucket
-                || !key.starts_with(prefix)
-                || found.len() == limit.min(LIST_PAGE)
-            {
+            if ns != scope.namespace || bucket != scope.bucket || !key.starts_with(prefix) || !visit(key, v.value()) {
                 break;
             }
-            found.push((key.to_string(), v.value().to_vec()));
         }
-        Ok(found)
+        Ok(())
     }
 
     /// Adds `delta` to the integer stored at `key` (8 bytes, little-endian; absent is 0).
@@ -231,15 +236,10 @@ impl Storage {
         }
     }
 
-    /// Applies `ops` all or none, in one durable transaction.
-    pub(crate) fn write_all(&self, scope: Scope, ops: Vec<Op>) -> Result<Written, StorageError> {
-        self.write(scope, ops)
-    }
-
-    /// Queues one write and returns once a committed transaction holds it. The first writer to
-    /// find no commit under way commits everything queued so far, its own write included;
-    /// writes queued meanwhile go together into the next commit.
-    fn write(&self, scope: Scope, ops: Vec<Op>) -> Result<Written, StorageError> {
+    /// Queues one write (its ops applied all or none) and returns once a committed transaction
+    /// holds it. The first writer to find no commit under way commits everything queued so
+    /// far, its own write included; writes queued meanwhile go together into the next commit.
+    pub(crate) fn write(&self, scope: Scope, ops: Vec<Op>) -> Result<Written, StorageError> {
         let (reply, outcome) = sync_channel(1);
         let write =
             Write { namespace: scope.namespace.to_string(), bucket: scope.bucket.to_string(), quota: scope.quota, ops };

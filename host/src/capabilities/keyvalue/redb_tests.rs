@@ -173,10 +173,10 @@ fn a_write_of_several_ops_happens_whole_or_not_at_all() {
         Op::Increment("count".into(), 1),
         Op::Increment("count".into(), 1),
     ];
-    assert_eq!(s.write_all(USERS, ops.clone()).unwrap(), Written::Done(vec![1, 2]));
-    assert_eq!(s.write_all(USERS, ops).unwrap(), Written::Changed("order/1".into(), Some(b"{}".to_vec())));
+    assert_eq!(s.write(USERS, ops.clone()).unwrap(), Written::Done(vec![1, 2]));
+    assert_eq!(s.write(USERS, ops).unwrap(), Written::Changed("order/1".into(), Some(b"{}".to_vec())));
     assert_eq!(s.get(USERS, "count").unwrap(), Some(2i64.to_le_bytes().to_vec()), "the refused write changed nothing");
-    let refused = s.write_all(USERS, vec![Op::Delete("by-user/7/1".into()), Op::Increment("order/1".into(), 1)]);
+    let refused = s.write(USERS, vec![Op::Delete("by-user/7/1".into()), Op::Increment("order/1".into(), 1)]);
     assert!(refused.unwrap_err().to_string().contains("8-byte integer"));
     assert_eq!(s.get(USERS, "by-user/7/1").unwrap(), Some(vec![]), "the delete before the refusal did not happen");
 }
