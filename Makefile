@@ -6,7 +6,7 @@ export CARGO_BUILD_JOBS ?= 2
 
 TRELLIS := target/release/trellis
 
-.PHONY: all build host components run test lint fmt bench bench-calls bench-scale clean
+.PHONY: all build host components run test lint fmt bench bench-calls bench-scale bench-writes clean
 
 all: build
 
@@ -28,12 +28,14 @@ run: build
 test: components
 	cargo test --release --workspace
 
-## Benchmarks (several minutes; installs wrk and wasmtime-cli 48 the first time): Trellis
-## side by side with wasmtime serve and hyper. Results go to bench/results/.
+## Benchmarks (about 30 minutes; installs wrk, wasmtime-cli 48 and the seeds' FastAPI stack the
+## first time): Trellis side by side with wasmtime serve, hyper, the services before indexes and
+## the seeds' stack, and the shop at scale. Results go to bench/results/.
 bench: components
 	./bench/tools.sh
 	cargo build --release --workspace
 	./target/release/http
+	./target/release/writes
 	./target/release/scale
 
 ## The scale section alone: the shop at 1,000, 100,000 and 1,000,000 orders (about 10 minutes;
@@ -41,6 +43,12 @@ bench: components
 bench-scale: components
 	cargo build --release --workspace
 	./target/release/scale
+
+## The write path alone: POST /api/v1/orders through today's services and through the services
+## before indexes (built once from git by bench/previous.sh), alternated. Results: bench/results/WRITES.md.
+bench-writes: components
+	cargo build --release --workspace
+	./target/release/writes
 
 ## The cost of one call between components, and of the breaker.
 bench-calls: components

@@ -11,6 +11,7 @@
 
 #[path = "chart.rs"]
 mod chart;
+#[allow(dead_code)]
 #[path = "systems.rs"]
 mod systems;
 #[path = "wrk.rs"]

@@ -1,8 +1,9 @@
-//! The scale section of `make bench` (alone: `make bench-scale`): the shop loaded through its
-//! HTTP API to 1,000, then 100,000, then 1,000,000 orders spread over 10,000 users, and at
-//! each size the p50 and p99 latency of every listing a shop serves. One user has exactly
-//! 100 orders at every size. Also: the write rate while loading, the bytes stored per order,
-//! and the host's resident memory 10 s after the run. Writes `bench/results/SCALE.md` and
+//! The scale section of `make bench` (alone: `make bench-scale`): one host per size, each
+//! loaded through its HTTP API with 1,000, 100,000 or 1,000,000 orders spread over 10,000
+//! users, then the p50 and p99 latency of every listing a shop serves at each size, timed in
+//! turn across the hosts so that the shared machine's drift hits every size alike. One user
+//! has exactly 100 orders at every size. Also: the write rate while loading, the bytes stored
+//! per order, and the largest host's resident memory 10 s after the run. Writes `bench/results/SCALE.md` and
 //! `bench/results/scale.svg`.
 //!
 //! `SCALE_SIZES=1000,100000` runs a shorter ladder.
@@ -26,7 +27,7 @@ const USERS: u64 = 10_000;
 /// Connections loading orders.
 const LOADERS: usize = 32;
 /// Requests timed per listing and size.
-const SAMPLES: usize = 200;
+const SAMPLES: usize = 1000;
 const PAGE_SIZE: u64 = 20;
 
 /// The path of a timed request, given the number of orders stored.
@@ -85,29 +86,43 @@ fn load(base: &str, path: &str, count: u64, body: impl Fn(u64) -> String + Sync)
     Ok(started.elapsed())
 }
 
-/// p50 and p99 in milliseconds of each of `urls`, GET [`SAMPLES`] times over one connection,
-/// the urls taken in turn so that drift hits them alike.
-fn time(agent: &ureq::Agent, urls: &[String]) -> anyhow::Result<Vec<(f64, f64)>> {
-    let mut samples = vec![Vec::with_capacity(SAMPLES); urls.len()];
+/// p50 and p99 in milliseconds of each of `urls[host][request]`, GET [`SAMPLES`] times over
+/// one connection per host, the requests and the hosts taken in turn so that the machine's
+/// drift hits every size alike.
+fn time(agent: &ureq::Agent, urls: &[Vec<String>]) -> anyhow::Result<Vec<Vec<(f64, f64)>>> {
+    let mut samples: Vec<Vec<Vec<f64>>> =
+        urls.iter().map(|host| vec![Vec::with_capacity(SAMPLES); host.len()]).collect();
     for _ in 0..SAMPLES {
-        for (url, samples) in urls.iter().zip(&mut samples) {
-            let started = Instant::now();
-            let (status, body) = send(agent, "GET", url, None)?;
-            anyhow::ensure!(status == 200, "GET {url}: {status} {body}");
-            samples.push(started.elapsed().as_secs_f64() * 1000.0);
+        for request in 0..urls[0].len() {
+            for (host, samples) in urls.iter().zip(&mut samples) {
+                let url = &host[request];
+                let started = Instant::now();
+                let (status, body) = send(agent, "GET", url, None)?;
+                anyhow::ensure!(status == 200, "GET {url}: {status} {body}");
+                samples[request].push(started.elapsed().as_secs_f64() * 1000.0);
+            }
         }
     }
-    Ok(samples
-        .into_iter()
-        .map(|mut s| {
-            s.sort_by(f64::total_cmp);
-            (s[SAMPLES / 2], s[SAMPLES * 99 / 100])
-        })
-        .collect())
+    let percentiles = |mut s: Vec<f64>| {
+        s.sort_by(f64::total_cmp);
+        (s[SAMPLES / 2], s[SAMPLES * 99 / 100])
+    };
+    Ok(samples.into_iter().map(|host| host.into_iter().map(percentiles).collect()).collect())
 }
 
-fn main() -> anyhow::Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?.to_path_buf();
+/// A host of its own, loaded to one size.
+struct Shop {
+    server: systems::Server,
+    data: std::path::PathBuf,
+    size: u64,
+    /// Orders written per second while loading it.
+    rate: f64,
+    _work: tempfile::TempDir,
+}
+
+/// Starts a host on fresh storage and loads it through HTTP: the users, the measured user
+/// with exactly 100 orders, then orders spread over the users up to `size`.
+fn shop(root: &Path, size: u64) -> anyhow::Result<Shop> {
     let work = tempfile::tempdir()?;
     let components = work.path().join("components");
     std::fs::create_dir_all(&components)?;
@@ -118,13 +133,21 @@ fn main() -> anyhow::Result<()> {
     let server = systems::trellis(&root.join("target/release/trellis"), &components, &data, None)?;
     let base = server.base.clone();
     systems::wait_until_answering(&format!("{base}/health/ready"))?;
-
     let signups = |n: u64| format!(r#"{{"name":"User {n}","email":"user{n}@example.com"}}"#);
     load(&base, "/api/v1/users", USERS, signups)?;
-    let measured = USERS + 1;
     load(&base, "/api/v1/users", 1, |_| r#"{"name":"Measured","email":"measured@example.com"}"#.into())?;
-    load(&base, "/api/v1/orders", 100, |_| order(measured))?;
+    load(&base, "/api/v1/orders", 100, |_| order(MEASURED))?;
+    let more = size.saturating_sub(100);
+    let took = load(&base, "/api/v1/orders", more, |n| order(n % USERS + 1))?;
+    println!("loaded {size} orders");
+    Ok(Shop { server, data, size, rate: more as f64 / took.as_secs_f64().max(1e-9), _work: work })
+}
 
+/// The user who has exactly 100 orders at every size: the one signed up after the others.
+const MEASURED: u64 = USERS + 1;
+
+fn main() -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?.to_path_buf();
     let requests: [(&str, PathAt); 8] = [
         ("orders, first page", Box::new(|_| format!("/api/v1/orders?page=1&page_size={PAGE_SIZE}"))),
         (
@@ -139,34 +162,32 @@ fn main() -> anyhow::Result<()> {
             "pending, middle page",
             Box::new(|n| format!("/api/v1/orders?status=pending&page={}&page_size={PAGE_SIZE}", n / PAGE_SIZE / 2 + 1)),
         ),
-        ("a user's 100 orders", Box::new(move |_| format!("/api/v1/orders/user/{measured}"))),
-        ("a user's profile", Box::new(move |_| format!("/api/v1/users/{measured}/profile"))),
+        ("a user's 100 orders", Box::new(|_| format!("/api/v1/orders/user/{MEASURED}"))),
+        ("a user's profile", Box::new(|_| format!("/api/v1/users/{MEASURED}/profile"))),
         ("dashboard", Box::new(|_| "/api/v1/dashboard".into())),
         ("one order", Box::new(|n| format!("/api/v1/orders/{}", n / 2))),
     ];
-    let (mut stored, mut results, mut rates) = (100u64, Vec::new(), Vec::new());
-    let sizes = sizes();
-    for &size in &sizes {
-        let more = size.saturating_sub(stored);
-        let took = load(&base, "/api/v1/orders", more, |n| order(n % USERS + 1))?;
-        rates.push((size, more as f64 / took.as_secs_f64().max(1e-9)));
-        stored += more;
-        // Let the disk settle after the writes, as a shop between bursts would.
-        std::thread::sleep(Duration::from_secs(5));
-        let urls: Vec<String> = requests.iter().map(|(_, path)| format!("{base}{}", path(stored))).collect();
-        let row = time(&agent(), &urls).with_context(|| format!("at {size} orders"))?;
-        results.push((size, row));
-        println!("measured at {size} orders");
-    }
+    // One host per size, all kept running, so that every size is timed in the same minutes.
+    let shops: Vec<Shop> = sizes().into_iter().map(|size| shop(&root, size)).collect::<Result<_, _>>()?;
+    // Let the disk settle after the writes, as a shop between bursts would.
+    std::thread::sleep(Duration::from_secs(5));
+    let urls: Vec<Vec<String>> = shops
+        .iter()
+        .map(|shop| requests.iter().map(|(_, path)| format!("{}{}", shop.server.base, path(shop.size))).collect())
+        .collect();
+    let timed = time(&agent(), &urls)?;
+    let results: Vec<(u64, Vec<(f64, f64)>)> = shops.iter().map(|shop| shop.size).zip(timed).collect();
+    let rates: Vec<(u64, f64)> = shops.iter().map(|shop| (shop.size, shop.rate)).collect();
     std::thread::sleep(Duration::from_secs(10));
-    let rss = systems::rss_mib(server.pid());
-    let bytes = std::fs::metadata(data.join("store.redb"))?.len();
-    drop(server);
+    let largest = shops.last().context("no size to measure")?;
+    let (rss, stored) = (systems::rss_mib(largest.server.pid()), largest.size);
+    let bytes = std::fs::metadata(largest.data.join("store.redb"))?.len();
+    drop(shops);
 
     let mut out = String::from("# Scale: the shop at a thousand and at a million orders\n\n");
     writeln!(
         out,
-        "Command: `make bench-scale` (part of `make bench`). Orders loaded through `POST /api/v1/orders` from {LOADERS} connections over {USERS} users; each request timed {SAMPLES} times on one connection, the requests in turn, 5 s after loading; pages of {PAGE_SIZE}.\n"
+        "Command: `make bench-scale` (part of `make bench`). Orders loaded through `POST /api/v1/orders` from {LOADERS} connections over {USERS} users; one host per size, all running; each request timed {SAMPLES} times per size, 5 s after loading, the requests and the sizes in turn (so that the machine's drift hits every size alike); pages of {PAGE_SIZE}.\n"
     )?;
     write!(out, "| request |")?;
     for (size, _) in &results {
@@ -188,7 +209,7 @@ fn main() -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "\nStored: {bytes} bytes for {stored} orders and {} users ({:.0} bytes per order, indexes and figures included). Resident memory of the host 10 s after the run: {rss} MiB.",
+        "\nStored: {bytes} bytes for {stored} orders and {} users ({:.0} bytes per order, indexes and figures included). Resident memory of the host with {stored} orders 10 s after the run: {rss} MiB.",
         USERS + 1,
         bytes as f64 / stored as f64
     )?;

@@ -105,8 +105,37 @@ pub fn hyper_baseline(bin: &Path, body: &str) -> anyhow::Result<Server> {
     })
 }
 
+/// The seeds' stack as users run it today: the FastAPI user and order services of
+/// `bench/seeds/` (installed by `bench/seeds/install.sh`), one uvicorn worker each, the order
+/// service checking users over HTTP with a shared async client. Returns (users, orders).
+pub fn seeds(root: &Path) -> anyhow::Result<(Server, Server)> {
+    let installed = Command::new(root.join("bench/seeds/install.sh")).status()?;
+    anyhow::ensure!(installed.success(), "cannot install the seeds' stack");
+    let uvicorn = root.join("bench/work/seeds-venv/bin/uvicorn");
+    let serve = |app: &str, addr: &str| {
+        let (host, port) = addr.split_once(':').expect("an address with a port");
+        let mut command = Command::new(&uvicorn);
+        command.args([app, "--host", host, "--port", port, "--workers", "1", "--log-level", "warning"]);
+        command.current_dir(root.join("bench/seeds"));
+        command
+    };
+    let users = on_free_port_ready("the seeds' user service", "/docs", |addr| serve("users:app", addr))?;
+    let orders = on_free_port_ready("the seeds' order service", "/docs", |addr| {
+        let mut command = serve("orders:app", addr);
+        command.env("USERS_URL", &users.base);
+        command
+    })?;
+    Ok((users, orders))
+}
+
 /// Starts the server `command` makes for a free local address, and waits until it answers.
 fn on_free_port(what: &str, command: impl FnOnce(&str) -> Command) -> anyhow::Result<Server> {
+    on_free_port_ready(what, "/", command)
+}
+
+/// Starts the server `command` makes for a free local address, and waits until `ready`
+/// answers 200.
+fn on_free_port_ready(what: &str, ready: &str, command: impl FnOnce(&str) -> Command) -> anyhow::Result<Server> {
     let addr = format!("127.0.0.1:{}", TcpListener::bind("127.0.0.1:0")?.local_addr()?.port());
     let child = command(&addr)
         .stdout(Stdio::null())
@@ -114,7 +143,7 @@ fn on_free_port(what: &str, command: impl FnOnce(&str) -> Command) -> anyhow::Re
         .spawn()
         .with_context(|| format!("cannot start {what}"))?;
     let server = Server { child, base: format!("http://{addr}") };
-    wait_until_answering(&format!("{}/", server.base))?;
+    wait_until_answering(&format!("{}{ready}", server.base))?;
     Ok(server)
 }
 

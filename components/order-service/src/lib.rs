@@ -18,6 +18,7 @@ wit_bindgen::generate!({
         "wasi:keyvalue/atomics@0.2.0-draft2": service_kit::wasi::keyvalue::atomics,
         "wasi:keyvalue/batch@0.2.0-draft2": service_kit::wasi::keyvalue::batch,
         "trellis:keyvalue/ordered@0.1.0": service_kit::trellis::keyvalue::ordered,
+        "trellis:keyvalue/sequences@0.1.0": service_kit::trellis::keyvalue::sequences,
         "wasi:logging/logging@0.1.0-draft": service_kit::wasi::logging::logging,
     },
     // The WIT records are the stored and served JSON too; a status is its lowercase name.

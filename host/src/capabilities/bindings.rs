@@ -13,6 +13,6 @@ wasmtime::component::bindgen!({
     require_store_data_send: true,
 });
 
-pub(crate) use trellis::keyvalue::ordered;
+pub(crate) use trellis::keyvalue::{ordered, sequences};
 pub(crate) use wasi::keyvalue::{atomics, batch, store};
 pub(crate) use wasi::logging::logging;

@@ -46,7 +46,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = Runtime::new(&config, &data.join("cache"))?;
     let storage =
         Storage::open(&data.join("store.redb"), settings.storage_cache_bytes).context("cannot open the storage")?;
-    let shared = Arc::new(Shared { engine: runtime.engine.clone(), config, storage, clock: Arc::new(SystemClock) });
+    let shared = Arc::new(Shared {
+        engine: runtime.engine.clone(),
+        config,
+        storage: storage.clone(),
+        clock: Arc::new(SystemClock),
+    });
     let registry = Arc::new(Registry::new(shared));
     let draining = Arc::new(AtomicBool::new(false));
     let supervisor = Arc::new(Supervisor::default());
@@ -92,6 +97,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
     listener::run(services, public, admin, shutdown_signal(), settings.shutdown_timeout).await?;
+    // Ids reserved and not given go back, so a clean restart continues without a gap.
+    tokio::task::spawn_blocking(move || storage.release_sequences()).await?;
     // The epoch ticker keeps running while any Store still exists (a guest still spinning is
     // interrupted at its next tick and dropped with its task), then stops by itself.
     drop(runtime);

@@ -20,7 +20,7 @@ pub(crate) const HTTP_HANDLER: &str = "wasi:http/incoming-handler";
 /// The export through which a component declares its routes.
 pub(crate) const ROUTES_INTERFACE: &str = "trellis:http/routes";
 /// The host's own interfaces next to WASI's, which it provides to every component.
-const HOST_INTERFACES: &[&str] = &["trellis:keyvalue/ordered"];
+const HOST_INTERFACES: &[&str] = &["trellis:keyvalue/ordered", "trellis:keyvalue/sequences"];
 
 /// A fully qualified interface name split into its parts: `shop:users/api@0.1.0`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

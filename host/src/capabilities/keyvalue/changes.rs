@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use redb::{ReadableTable, TableDefinition};
 
-use super::redb_backend::StorageError;
+use super::error::StorageError;
 use crate::config::Limits;
 
 /// (namespace, bucket, key) -> value.
@@ -41,8 +41,7 @@ impl Quota {
         }
     }
 
-    /// No limit: for tests of everything else.
-    #[cfg(test)]
+    /// No limit: for the host's own bookkeeping writes, and tests of everything else.
     pub(crate) const NONE: Quota =
         Quota { max_key_bytes: usize::MAX, max_value_bytes: usize::MAX, max_keys: u64::MAX, max_bytes: u64::MAX };
 
@@ -60,6 +59,14 @@ impl Quota {
     }
 }
 
+/// Where one bucket of one component lives.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scope<'a> {
+    pub(crate) namespace: &'a str,
+    pub(crate) bucket: &'a str,
+    pub(crate) quota: Quota,
+}
+
 /// One operation of a write.
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
@@ -71,12 +78,18 @@ pub(crate) enum Op {
     Expect(String, Option<Vec<u8>>),
 }
 
-/// One queued write, owned, so that whichever writer commits the group can apply it.
+/// One queued write, owned, so that the committer can apply it.
 pub(super) struct Write {
     pub(super) namespace: String,
     pub(super) bucket: String,
     pub(super) quota: Quota,
     pub(super) ops: Vec<Op>,
+}
+
+impl Write {
+    pub(super) fn new(scope: Scope, ops: Vec<Op>) -> Self {
+        Self { namespace: scope.namespace.to_string(), bucket: scope.bucket.to_string(), quota: scope.quota, ops }
+    }
 }
 
 /// What a write did.

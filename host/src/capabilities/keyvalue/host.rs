@@ -1,14 +1,13 @@
 //! The WIT implementation of `wasi:keyvalue` (store, atomics, batch) and of our
-//! `trellis:keyvalue/ordered` on [`KeyValueView`]: resources in the Store's table, reads
+//! `trellis:keyvalue` (ordered, sequences) on [`KeyValueView`]: resources in the Store's table, reads
 //! inline, writes through the namespace.
 
 use wasmtime::component::Resource;
 
 use super::changes::{Op, Written};
-use super::redb_backend::Swap;
 use super::resources::{Bucket, Cas};
 use super::{KeyValueView, store};
-use crate::capabilities::bindings::{atomics, batch, ordered};
+use crate::capabilities::bindings::{atomics, batch, ordered, sequences};
 
 type Answer<T> = wasmtime::Result<Result<T, store::Error>>;
 
@@ -32,12 +31,12 @@ impl store::HostBucket for KeyValueView<'_> {
 
     async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Answer<()> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.namespace.write("set", name, move |s, scope| s.set_many(scope, vec![(key, value)])).await)
+        Ok(self.namespace.write("set", &name, vec![Op::Set(key, value)]).await.map(drop))
     }
 
     async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<()> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.namespace.write("delete", name, move |s, scope| s.delete_many(scope, vec![key])).await)
+        Ok(self.namespace.write("delete", &name, vec![Op::Delete(key)]).await.map(drop))
     }
 
     async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<bool> {
@@ -60,20 +59,23 @@ impl store::HostBucket for KeyValueView<'_> {
 impl atomics::Host for KeyValueView<'_> {
     async fn increment(&mut self, bucket: Resource<Bucket>, key: String, delta: i64) -> Answer<i64> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.namespace.write("increment", name, move |s, scope| s.increment(scope, key, delta)).await)
+        let written = self.namespace.write("increment", &name, vec![Op::Increment(key, delta)]).await;
+        Ok(written.map(|written| match written {
+            Written::Done(counts) => counts[0],
+            Written::Changed(..) => unreachable!("an increment expects nothing"),
+        }))
     }
 
     async fn swap(&mut self, cas: Resource<Cas>, value: Vec<u8>) -> wasmtime::Result<Result<(), atomics::CasError>> {
         let Cas { bucket, key, current } = self.table.delete(cas)?;
         self.held.release(&current);
-        let (bucket_for_retry, key_for_retry) = (bucket.clone(), key.clone());
-        let swapped =
-            self.namespace.write("swap", bucket, move |s, scope| s.compare_and_swap(scope, key, current, value)).await;
+        let ops = vec![Op::Expect(key.clone(), current), Op::Set(key.clone(), value)];
+        let swapped = self.namespace.write("swap", &bucket, ops).await;
         Ok(match swapped {
-            Ok(Swap::Done) => Ok(()),
-            Ok(Swap::Changed(now)) => match self.held.take(&now) {
+            Ok(Written::Done(_)) => Ok(()),
+            Ok(Written::Changed(_, now)) => match self.held.take(&now) {
                 Ok(()) => {
-                    let retry = self.table.push(Cas { bucket: bucket_for_retry, key: key_for_retry, current: now })?;
+                    let retry = self.table.push(Cas { bucket, key, current: now })?;
                     Err(atomics::CasError::CasFailed(retry))
                 }
                 Err(quota) => Err(atomics::CasError::StoreError(quota)),
@@ -123,12 +125,13 @@ impl batch::Host for KeyValueView<'_> {
 
     async fn set_many(&mut self, bucket: Resource<Bucket>, key_values: Vec<(String, Vec<u8>)>) -> Answer<()> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.namespace.write("set-many", name, move |s, scope| s.set_many(scope, key_values)).await)
+        let ops = key_values.into_iter().map(|(key, value)| Op::Set(key, value)).collect();
+        Ok(self.namespace.write("set-many", &name, ops).await.map(drop))
     }
 
     async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Answer<()> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.namespace.write("delete-many", name, move |s, scope| s.delete_many(scope, keys)).await)
+        Ok(self.namespace.write("delete-many", &name, keys.into_iter().map(Op::Delete).collect()).await.map(drop))
     }
 }
 
@@ -163,10 +166,17 @@ impl ordered::Host for KeyValueView<'_> {
                 ordered::Op::Expect((key, value)) => Op::Expect(key, value),
             })
             .collect();
-        Ok(match self.namespace.write("write", name, move |s, scope| s.write(scope, ops)).await {
+        Ok(match self.namespace.write("write", &name, ops).await {
             Ok(Written::Done(counts)) => Ok(counts),
             Ok(Written::Changed(key, now)) => Err(ordered::WriteError::Changed((key, now))),
             Err(e) => Err(ordered::WriteError::Store(e)),
         })
+    }
+}
+
+impl sequences::Host for KeyValueView<'_> {
+    async fn next(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<u64> {
+        let name = self.bucket_name(&bucket)?;
+        Ok(self.namespace.next_in_sequence(name, key).await)
     }
 }

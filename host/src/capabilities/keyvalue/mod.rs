@@ -1,24 +1,29 @@
-//! `wasi:keyvalue@0.2.0-draft2` (store, atomics, batch) for every component: the capability
-//! ([`Namespace`], one per component, named after it), its view on a Store
-//! ([`KeyValueView`]), the WIT implementation on that view (`host`), and the redb backend
-//! (`redb_backend`). The bucket identifiers a component opens are its own to choose.
+//! `wasi:keyvalue@0.2.0-draft2` (store, atomics, batch) and our `trellis:keyvalue` (ordered,
+//! sequences) for every component: the capability ([`Namespace`], one per component, named
+//! after it), its view on a Store ([`KeyValueView`]), the WIT implementation on that view
+//! (`host`), and the redb backend (`redb_backend`) with the writes it applies (`changes`), its
+//! group commit (`group`), its sequences (`reserved`) and its errors (`error`). The bucket
+//! identifiers a component opens are its own to choose.
 
 pub(crate) mod changes;
+mod error;
+mod group;
 mod host;
 mod redb_backend;
+mod reserved;
 pub(crate) mod resources;
 
 pub(crate) use changes::Quota;
+use changes::{Op, Scope, Written};
+pub(crate) use error::StorageError;
 pub use redb_backend::Storage;
-pub(crate) use redb_backend::StorageError;
 
 use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
-use crate::capabilities::bindings::{atomics, batch, ordered, store};
+use crate::capabilities::bindings::{atomics, batch, ordered, sequences, store};
 use crate::ops::metrics::{METRICS, StorageLabels};
-use redb_backend::Scope;
 
 /// One component's part of the storage: what its Stores carry.
 #[derive(Debug, Clone)]
@@ -47,20 +52,34 @@ impl Namespace {
         result
     }
 
-    /// Runs a write on the blocking pool: each one waits for the fsync of the commit holding it.
-    async fn write<R: Send + 'static>(
-        &self,
-        operation: &'static str,
-        bucket: String,
-        op: impl FnOnce(&Storage, Scope) -> Result<R, StorageError> + Send + 'static,
-    ) -> Result<R, store::Error> {
-        let (storage, namespace, quota) = (self.storage.clone(), self.name.clone(), self.quota);
-        let joined =
-            tokio::task::spawn_blocking(move || op(&storage, Scope { namespace: &namespace, bucket: &bucket, quota }))
-                .await
-                .map_err(|e| store::Error::Other(format!("storage task failed: {e}")));
-        let result = joined.and_then(|r| r.map_err(|e| store::Error::Other(e.to_string())));
+    /// Runs a write (its ops all or none): queued for the next commit, and awaited without
+    /// holding a thread until the commit holding it is fsynced.
+    async fn write(&self, operation: &'static str, bucket: &str, ops: Vec<Op>) -> Result<Written, store::Error> {
+        let scope = Scope { namespace: &self.name, bucket, quota: self.quota };
+        let result = self.storage.write_async(scope, ops).await.map_err(|e| store::Error::Other(e.to_string()));
         self.count(operation, result.is_ok());
+        result
+    }
+
+    /// The next number of a sequence: from memory when its block has one left, else after
+    /// a durable reservation on the blocking pool.
+    async fn next_in_sequence(&self, bucket: String, key: String) -> Result<u64, store::Error> {
+        let scope = Scope { namespace: &self.name, bucket: &bucket, quota: self.quota };
+        if let Some(n) = self.storage.next_reserved(scope, &key) {
+            self.count("sequence-next", true);
+            return Ok(n);
+        }
+        // Reserving waits for a commit while holding the sequence's lock: a thread's job.
+        let (storage, namespace, quota) = (self.storage.clone(), self.name.clone(), self.quota);
+        let reserved = tokio::task::spawn_blocking(move || {
+            storage.next_reserving(Scope { namespace: &namespace, bucket: &bucket, quota }, &key)
+        })
+        .await;
+        let result = match reserved {
+            Ok(result) => result.map_err(|e| store::Error::Other(e.to_string())),
+            Err(e) => Err(store::Error::Other(format!("storage task failed: {e}"))),
+        };
+        self.count("sequence-next", result.is_ok());
         result
     }
 
@@ -120,7 +139,7 @@ impl HasData for KeyValue {
     type Data<'a> = KeyValueView<'a>;
 }
 
-/// Registers the four interfaces in a linker whose Store data gives a [`KeyValueView`].
+/// Registers the five interfaces in a linker whose Store data gives a [`KeyValueView`].
 pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> KeyValueView<'_>,
@@ -128,5 +147,6 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
     store::add_to_linker::<T, KeyValue>(linker, view)?;
     atomics::add_to_linker::<T, KeyValue>(linker, view)?;
     batch::add_to_linker::<T, KeyValue>(linker, view)?;
-    ordered::add_to_linker::<T, KeyValue>(linker, view)
+    ordered::add_to_linker::<T, KeyValue>(linker, view)?;
+    sequences::add_to_linker::<T, KeyValue>(linker, view)
 }

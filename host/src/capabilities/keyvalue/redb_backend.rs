@@ -2,8 +2,8 @@
 //! only by the host's user. Every key lives under (namespace, bucket), the namespace being the
 //! component's name, so components never see each other's data. Writes are durable when they
 //! return: each waits for the fsync of a transaction holding it. Writes that arrive while a
-//! commit is under way are applied together in the next transaction (group commit), so
-//! concurrent writers share one fsync instead of queueing for one each.
+//! commit is under way are applied together in the next transaction (group commit, `group`),
+//! so concurrent writers share one fsync instead of queueing for one each.
 //!
 //! A commit that fails (a full disk, an I/O error) fails the writes it held and nothing else:
 //! redb refuses every later transaction after an I/O error, so the database is closed and
@@ -11,56 +11,23 @@
 //! each later write. Storage works again as soon as the disk does, without a restart.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{SyncSender, sync_channel};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableError};
 
-use super::changes::{ENTRIES, Op, Quota, Tables, USAGE, Usage, Write, Written, recount};
+use super::changes::{ENTRIES, Op, Scope, Tables, USAGE, Usage, Write, Written, recount};
+use super::error::StorageError;
+use super::group::{self, GroupCommit, Outcomes};
+use super::reserved::Sequences;
 
 /// Keys returned by one `list-keys` page: enough to page through large buckets without
 /// building huge lists in one call.
 pub(super) const LIST_PAGE: usize = 1000;
 
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StorageError {
-    /// The database failed; the writes of the group it was committing failed with it.
-    #[error("storage error: {0}")]
-    Database(String),
-    /// This write alone was refused, for the reason given.
-    #[error("storage error: {0}")]
-    Refused(String),
-    #[error("storage quota exceeded: {0}")]
-    Quota(String),
-}
-
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StorageError {
-            fn from(e: $t) -> Self { StorageError::Database(e.to_string()) }
-        }
-    )*};
-}
-from_redb!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
-
-/// Where one bucket of one component lives.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Scope<'a> {
-    pub(crate) namespace: &'a str,
-    pub(crate) bucket: &'a str,
-    pub(crate) quota: Quota,
-}
-
 /// The result of a compare-and-swap.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Swap {
     Done,
@@ -74,12 +41,13 @@ pub struct Storage {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     path: PathBuf,
     cache_bytes: usize,
     /// Empty while the database is being opened again after an I/O error.
     db: ArcSwapOption<Database>,
     group: GroupCommit,
+    sequences: Sequences,
 }
 
 impl std::fmt::Debug for Storage {
@@ -96,35 +64,39 @@ impl Storage {
     /// cache of at most `cache_bytes`.
     pub fn open(path: &Path, cache_bytes: usize) -> Result<Self, StorageError> {
         let db = open_database(path, cache_bytes)?;
+        let (group, committer) = GroupCommit::new();
         let inner = Inner {
             path: path.to_path_buf(),
             cache_bytes,
             db: ArcSwapOption::from_pointee(db),
-            group: GroupCommit::default(),
+            group,
+            sequences: Sequences::default(),
         };
-        Ok(Self { inner: Arc::new(inner) })
+        let inner = Arc::new(inner);
+        committer
+            .start(Arc::downgrade(&inner), Inner::commit)
+            .map_err(|e| StorageError::Database(format!("cannot start the committer thread: {e}")))?;
+        Ok(Self { inner })
+    }
+
+    /// The next number of the sequence at `key` if its reserved block has one left (no
+    /// waiting), else `None`: then [`Storage::next_reserving`] it is, off the async threads.
+    pub(crate) fn next_reserved(&self, scope: Scope, key: &str) -> Option<u64> {
+        self.inner.sequences.take(scope, key)
+    }
+
+    /// The next number of the sequence at `key`, reserving a block durably when needed.
+    pub(crate) fn next_reserving(&self, scope: Scope, key: &str) -> Result<u64, StorageError> {
+        self.inner.sequences.next(scope, key, |n| self.increment(scope, key.to_string(), n))
+    }
+
+    /// Gives back the numbers sequences reserved and did not hand out (on a clean stop).
+    pub fn release_sequences(&self) {
+        self.inner.sequences.release(|scope, ops| self.write(scope, ops));
     }
 
     fn db(&self) -> Result<Arc<Database>, StorageError> {
-        self.inner.db.load_full().ok_or_else(|| {
-            StorageError::Database("the database is being reopened after an I/O error; retry shortly".into())
-        })
-    }
-
-    /// Closes and opens the database again after an I/O error, once no read is using it.
-    /// Called by the committing writer only.
-    fn reopen(&self) -> Result<(), StorageError> {
-        if let Some(old) = self.inner.db.swap(None) {
-            let waited = Instant::now();
-            while Arc::strong_count(&old) > 1 && waited.elapsed() < REOPEN_WAIT {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            drop(old);
-        }
-        let db = open_database(&self.inner.path, self.inner.cache_bytes)?;
-        self.inner.db.store(Some(Arc::new(db)));
-        tracing::info!(path = %self.inner.path.display(), "storage reopened after an I/O error");
-        Ok(())
+        self.inner.db()
     }
 
     pub(crate) fn get(&self, scope: Scope, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
@@ -141,10 +113,12 @@ impl Storage {
             .collect()
     }
 
+    #[cfg(test)]
     pub(crate) fn set_many(&self, scope: Scope, entries: Vec<(String, Vec<u8>)>) -> Result<(), StorageError> {
         self.write(scope, entries.into_iter().map(|(k, v)| Op::Set(k, v)).collect()).map(|_| ())
     }
 
+    #[cfg(test)]
     pub(crate) fn delete_many(&self, scope: Scope, keys: Vec<String>) -> Result<(), StorageError> {
         self.write(scope, keys.into_iter().map(Op::Delete).collect()).map(|_| ())
     }
@@ -222,6 +196,7 @@ impl Storage {
         }
     }
 
+    #[cfg(test)]
     /// Writes `value` only if the key still holds `expected`; atomic against every other write.
     pub(crate) fn compare_and_swap(
         &self,
@@ -237,37 +212,46 @@ impl Storage {
     }
 
     /// Queues one write (its ops applied all or none) and returns once a committed transaction
-    /// holds it. The first writer to find no commit under way commits everything queued so
-    /// far, its own write included; writes queued meanwhile go together into the next commit.
+    /// holds it: writes queued together share one commit (see `group`). Blocks the thread.
     pub(crate) fn write(&self, scope: Scope, ops: Vec<Op>) -> Result<Written, StorageError> {
-        let (reply, outcome) = sync_channel(1);
-        let write =
-            Write { namespace: scope.namespace.to_string(), bucket: scope.bucket.to_string(), quota: scope.quota, ops };
-        self.inner.group.queue.lock().unwrap_or_else(PoisonError::into_inner).push((write, reply));
-        let _committing = self.inner.group.commit.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Ok(result) = outcome.try_recv() {
-            return result; // the previous commit held it
+        self.inner.group.submit(Write::new(scope, ops)).blocking_recv().unwrap_or_else(|_| Err(group::lost()))
+    }
+
+    /// [`Storage::write`] for async callers: waits without holding a thread.
+    pub(crate) async fn write_async(&self, scope: Scope<'_>, ops: Vec<Op>) -> Result<Written, StorageError> {
+        self.inner.group.submit(Write::new(scope, ops)).await.unwrap_or_else(|_| Err(group::lost()))
+    }
+}
+
+impl Inner {
+    fn db(&self) -> Result<Arc<Database>, StorageError> {
+        self.db.load_full().ok_or_else(|| {
+            StorageError::Database("the database is being reopened after an I/O error; retry shortly".into())
+        })
+    }
+
+    /// Closes and opens the database again after an I/O error, once no read is using it.
+    /// Called by the committer only.
+    fn reopen(&self) -> Result<(), StorageError> {
+        if let Some(old) = self.db.swap(None) {
+            let waited = Instant::now();
+            while Arc::strong_count(&old) > 1 && waited.elapsed() < REOPEN_WAIT {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            drop(old);
         }
-        let batch = std::mem::take(&mut *self.inner.group.queue.lock().unwrap_or_else(PoisonError::into_inner));
-        let (writes, replies): (Vec<Write>, Vec<Reply>) = batch.into_iter().unzip();
-        let results = match self.commit(writes) {
-            Ok(results) => results,
-            Err(e) => replies.iter().map(|_| Err(e.clone())).collect(),
-        };
-        for (reply, result) in replies.into_iter().zip(results) {
-            let _ = reply.send(result);
-        }
-        outcome
-            .try_recv()
-            .unwrap_or_else(|_| Err(StorageError::Database("the write was lost before its commit".into())))
+        let db = open_database(&self.path, self.cache_bytes)?;
+        self.db.store(Some(Arc::new(db)));
+        tracing::info!(path = %self.path.display(), "storage reopened after an I/O error");
+        Ok(())
     }
 
     /// Applies `writes` in order in one durable transaction. A write refused on its own (an
     /// increment of a non-integer, a quota) changes nothing and fails alone; a failure of the
     /// database fails them all, nothing is written, and after an I/O error the database is
     /// opened again.
-    fn commit(&self, writes: Vec<Write>) -> Result<Vec<Result<Written, StorageError>>, StorageError> {
-        if self.inner.db.load().is_none() {
+    fn commit(&self, writes: Vec<Write>) -> Outcomes {
+        if self.db.load().is_none() {
             self.reopen()?;
         }
         let db = self.db()?;
@@ -324,16 +308,6 @@ fn private_file(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-}
-
-/// Where a queued write's outcome goes once its group has committed.
-type Reply = SyncSender<Result<Written, StorageError>>;
-
-/// Writers waiting for a commit, and the lock held by whoever is committing.
-#[derive(Default)]
-struct GroupCommit {
-    queue: Mutex<Vec<(Write, Reply)>>,
-    commit: Mutex<()>,
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The backend on its own: isolation, durability, paging, atomics, group commit, quotas.
+//! The backend on its own: isolation, durability, paging, atomics, group commit, quotas,
+//! sequences.
 use super::*;
 use crate::capabilities::keyvalue::Quota;
 use crate::capabilities::keyvalue::changes::Op;
@@ -85,17 +86,17 @@ fn batch_operations_cover_every_key() {
 fn concurrent_increments_each_get_their_own_value() {
     let (s, _dir) = storage();
     let mut seen: Vec<i64> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..16)
+        let handles: Vec<_> = (0..32)
             .map(|_| {
                 let s = s.clone();
-                scope.spawn(move || (0..20).map(|_| s.increment(USERS, "n".into(), 1).unwrap()).collect::<Vec<_>>())
+                scope.spawn(move || (0..50).map(|_| s.increment(USERS, "n".into(), 1).unwrap()).collect::<Vec<_>>())
             })
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
     });
     seen.sort_unstable();
-    assert_eq!(seen, (1..=320).collect::<Vec<i64>>(), "no increment lost or handed out twice");
-    assert_eq!(s.get(USERS, "n").unwrap(), Some(320i64.to_le_bytes().to_vec()));
+    assert_eq!(seen, (1..=1600).collect::<Vec<i64>>(), "no increment lost or handed out twice");
+    assert_eq!(s.get(USERS, "n").unwrap(), Some(1600i64.to_le_bytes().to_vec()));
 }
 
 #[test]
@@ -104,6 +105,7 @@ fn a_refused_write_in_a_group_fails_alone() {
     s.set_many(USERS, vec![("text".into(), b"hello".to_vec())]).unwrap();
     let write = |ops| Write { namespace: USERS.namespace.into(), bucket: USERS.bucket.into(), quota: Quota::NONE, ops };
     let results = s
+        .inner
         .commit(vec![
             write(vec![Op::Set("a".into(), b"1".to_vec())]),
             write(vec![Op::Set("c".into(), b"3".to_vec()), Op::Increment("text".into(), 1)]),
@@ -194,4 +196,72 @@ fn a_scan_seeks_to_its_prefix_and_position_and_stops_at_the_prefixs_end() {
     assert_eq!(keys(s.scan(USERS, "i/", None, 48, 10).unwrap()), ["i/048", "i/049"], "stops at the prefix's end");
     assert_eq!(s.scan(USERS, "i/", Some("i/0105"), 0, 1).unwrap()[0].0, "i/011", "after a key that is not there");
     assert!(s.scan(ORDERS, "i/", None, 0, 10).unwrap().is_empty(), "another namespace");
+}
+
+/// `trellis:keyvalue/sequences` on the backend: ids drawn in reserved blocks.
+mod sequences {
+    use super::*;
+
+    use crate::capabilities::keyvalue::reserved::BLOCK;
+
+    const ORDERS: Scope = Scope { namespace: "order-service", bucket: "orders-counters", quota: Quota::NONE };
+
+    fn next(s: &Storage, key: &str) -> u64 {
+        s.next_reserved(ORDERS, key).unwrap_or_else(|| s.next_reserving(ORDERS, key).unwrap())
+    }
+
+    fn stored(s: &Storage, key: &str) -> i64 {
+        i64::from_le_bytes(s.get(ORDERS, key).unwrap().unwrap().try_into().unwrap())
+    }
+
+    #[test]
+    fn numbers_are_unique_and_rising_under_concurrency_with_one_commit_per_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(&dir.path().join("kv.redb"), 1 << 22).unwrap();
+        let drawn: Vec<Vec<u64>> = std::thread::scope(|scope| {
+            let threads: Vec<_> =
+                (0..8).map(|_| scope.spawn(|| (0..500).map(|_| next(&s, "next-id")).collect::<Vec<_>>())).collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        for mine in &drawn {
+            assert!(mine.windows(2).all(|w| w[0] < w[1]), "each drawer sees rising numbers");
+        }
+        let mut all: Vec<u64> = drawn.concat();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all, (1..=4000).collect::<Vec<_>>(), "4,000 draws gave 1 to 4,000, each once");
+        assert_eq!(stored(&s, "next-id"), (4000 + BLOCK - 1) / BLOCK * BLOCK, "the key holds what was reserved");
+    }
+
+    #[test]
+    fn a_crash_skips_the_rest_of_a_block_and_a_clean_stop_gives_it_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kv.redb");
+        let s = Storage::open(&path, 1 << 22).unwrap();
+        s.increment(ORDERS, "next-id".into(), 5).unwrap();
+        assert_eq!(next(&s, "next-id"), 6, "continues a counter that increments drew from");
+        drop(s); // a crash: nothing given back
+
+        let s = Storage::open(&path, 1 << 22).unwrap();
+        let after_crash = next(&s, "next-id");
+        assert_eq!(after_crash, 5 + BLOCK as u64 + 1, "the rest of the lost block is skipped, never reused");
+        assert_eq!(next(&s, "next-id"), after_crash + 1);
+        s.release_sequences();
+        assert_eq!(stored(&s, "next-id"), after_crash as i64 + 1, "the unused rest went back");
+        assert_eq!(next(&s, "next-id"), after_crash + 2, "a draw after the release reserves again");
+        s.release_sequences();
+        drop(s);
+
+        let s = Storage::open(&path, 1 << 22).unwrap();
+        assert_eq!(next(&s, "next-id"), after_crash + 3, "a clean restart continues without a gap");
+    }
+
+    #[test]
+    fn a_counter_that_is_not_a_number_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(&dir.path().join("kv.redb"), 1 << 22).unwrap();
+        s.set_many(ORDERS, vec![("next-id".into(), b"seven".to_vec())]).unwrap();
+        let e = s.next_reserving(ORDERS, "next-id").unwrap_err().to_string();
+        assert!(e.contains("next-id") || e.contains("integer"), "{e}");
+    }
 }
