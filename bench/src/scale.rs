@@ -124,15 +124,9 @@ struct Shop {
 /// with exactly 100 orders, then orders spread over the users up to `size`.
 fn shop(root: &Path, size: u64) -> anyhow::Result<Shop> {
     let work = tempfile::tempdir()?;
-    let components = work.path().join("components");
-    std::fs::create_dir_all(&components)?;
-    for name in ["user-service", "order-service", "gateway"] {
-        std::fs::copy(root.join(format!("dist/{name}.wasm")), components.join(format!("{name}.wasm")))?;
-    }
-    let data = work.path().join("data");
-    let server = systems::trellis(&root.join("target/release/trellis"), &components, &data, None)?;
-    let base = server.base.clone();
-    systems::wait_until_answering(&format!("{base}/health/ready"))?;
+    let shop = ["user-service", "order-service", "gateway"];
+    let server = systems::trellis_shop(root, &root.join("dist"), &shop, work.path())?;
+    let (base, data) = (server.base.clone(), work.path().join("data"));
     let signups = |n: u64| format!(r#"{{"name":"User {n}","email":"user{n}@example.com"}}"#);
     load(&base, "/api/v1/users", USERS, signups)?;
     load(&base, "/api/v1/users", 1, |_| r#"{"name":"Measured","email":"measured@example.com"}"#.into())?;

@@ -47,6 +47,20 @@ pub fn trellis(bin: &Path, components: &Path, data: &Path, config: Option<&Path>
     trellis_with_log(bin, components, data, config, "warn")
 }
 
+/// `trellis serve` (of `root`'s release build) over the components `names` of `dist`, copied
+/// into `work/components`, with its data in `work/data`, once it is ready.
+pub fn trellis_shop(root: &Path, dist: &Path, names: &[&str], work: &Path) -> anyhow::Result<Server> {
+    let components = work.join("components");
+    std::fs::create_dir_all(&components)?;
+    for name in names {
+        std::fs::copy(dist.join(format!("{name}.wasm")), components.join(format!("{name}.wasm")))
+            .with_context(|| format!("no {name}.wasm in {}", dist.display()))?;
+    }
+    let server = trellis(&root.join("target/release/trellis"), &components, &work.join("data"), None)?;
+    wait_until_answering(&format!("{}/health/ready", server.base))?;
+    Ok(server)
+}
+
 /// `trellis serve` with its default log level, which writes an access-log line per request
 /// (formatted and written, to a discarded stderr).
 pub fn trellis_logging(bin: &Path, components: &Path, data: &Path) -> anyhow::Result<Server> {

@@ -42,16 +42,7 @@ fn round(root: &Path, system: &System, script: &Path, connections: &[u32]) -> an
     let work = tempfile::tempdir()?;
     let servers = match system {
         System::Trellis(dist) => {
-            let components = work.path().join("components");
-            std::fs::create_dir_all(&components)?;
-            for name in ["user-service", "order-service"] {
-                std::fs::copy(dist.join(format!("{name}.wasm")), components.join(format!("{name}.wasm")))
-                    .with_context(|| format!("no {name}.wasm in {}", dist.display()))?;
-            }
-            let data = work.path().join("data");
-            let server = systems::trellis(&root.join("target/release/trellis"), &components, &data, None)?;
-            systems::wait_until_answering(&format!("{}/health/ready", server.base))?;
-            vec![server]
+            vec![systems::trellis_shop(root, dist, &["user-service", "order-service"], work.path())?]
         }
         System::Seeds => {
             let (users, orders) = systems::seeds(root)?;
