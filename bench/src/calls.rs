@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use trellis::Storage;
 use trellis::breaker::{Breaker, BreakerConfig, Outcome, SystemClock};
 use trellis::config::Config;
-use trellis::{CallContext, Registry, Runtime, Shared};
+use trellis::{CallContext, Engines, Registry, Shared};
 use wasmtime::component::Val;
 
 /// Calls per timed round: enough that timer resolution does not matter.
@@ -44,9 +44,9 @@ async fn main() -> anyhow::Result<()> {
         std::fs::copy(&source, components.join(format!("{name}.wasm")))?;
     }
     let config = Config::default();
-    let runtime = Runtime::new(&config, &work.path().join("cache"))?;
+    let engines = Engines::new(&config, &work.path().join("cache"))?;
     let storage = Storage::open(&work.path().join("store.redb"), 64 * 1024 * 1024)?;
-    let shared = Arc::new(Shared { engine: runtime.engine.clone(), config, storage, clock: Arc::new(SystemClock) });
+    let shared = Arc::new(Shared { engines, config, storage, clock: Arc::new(SystemClock) });
     let registry = Registry::new(shared);
     registry.rescan(&components).await?;
     let snapshot = registry.snapshot();
@@ -114,6 +114,5 @@ async fn main() -> anyhow::Result<()> {
     println!("| direct call from the host into the same export | {direct:.2} µs |");
     println!("| forwarding overhead (forwarded - direct) | {:.2} µs |", forwarded - direct);
     println!("| breaker: acquire + record | {breaker_ns:.0} ns |");
-    drop(runtime);
     Ok(())
 }

@@ -4,16 +4,21 @@
 //!
 //! 1. HTTP into the same `hello` component (and the same body from hyper), at several
 //!    concurrency levels: successful requests per second, p50 and p99 latency.
-//! 2. The shop services end to end: `GET /api/v1/users/{id}`, `POST /api/v1/orders`.
-//! 3. The cost of a call between components and of the breaker (the `calls` benchmark).
-//! 4. Start-up of 20 components with a cold and a warm compile cache; file drop to answer.
-//! 5. Resident memory with the shop loaded, idle and under load.
+//! 2. HTTP into the same WASI 0.3 `hello-p3` component: Trellis, `wasmtime serve`, hyper.
+//! 3. The shop services end to end: `GET /api/v1/users/{id}`, `POST /api/v1/orders`.
+//! 4. The cost of a call between components and of the breaker (the `calls` benchmark).
+//! 5. Start-up of 20 components with a cold and a warm compile cache; file drop to answer.
+//! 6. Resident memory with the shop loaded, idle and under load.
 
 #[path = "chart.rs"]
 mod chart;
+#[path = "rounds.rs"]
+mod rounds;
 #[allow(dead_code)]
 #[path = "systems.rs"]
 mod systems;
+#[path = "wasi3.rs"]
+mod wasi3;
 #[path = "wrk.rs"]
 mod wrk;
 
@@ -22,8 +27,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use rounds::Target;
 use systems::Server;
-use wrk::Load;
 
 /// Connections per load run.
 const CONCURRENCY: [u32; 3] = [1, 16, 64];
@@ -42,12 +47,6 @@ fn seconds() -> Duration {
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     values[values.len() / 2]
-}
-
-/// The median round of several runs, by requests per second.
-fn median_load(mut loads: Vec<Load>) -> Load {
-    loads.sort_by(|a, b| a.rps.total_cmp(&b.rps));
-    loads[loads.len() / 2]
 }
 
 struct Paths {
@@ -103,6 +102,7 @@ fn main() -> anyhow::Result<()> {
     report.push_str(&http.table);
     chart::throughput(&paths.root.join("bench/results/http.svg"), &CONCURRENCY, &http.series())?;
     report.push_str("\n![requests per second](http.svg)\n\n");
+    report.push_str(&wasi3::comparison(&paths.root, &paths.trellis, &paths.wasmtime, &paths.baseline, seconds())?);
     report.push_str(&services(&paths)?);
     report.push_str(&calls);
     report.push_str(&startup(&paths)?);
@@ -153,26 +153,13 @@ fn http_comparison(paths: &Paths) -> anyhow::Result<HttpResults> {
     let hyper = systems::hyper_baseline(&paths.baseline, HELLO_BODY)?;
     let logging_dir = paths.folder("hello-logging", &["hello"])?;
     let logging = systems::trellis_logging(&paths.trellis, &logging_dir.join("components"), &logging_dir.join("data"))?;
-    let servers = [&trellis, &wasmtime, &hyper, &logging];
-    let urls = [
-        format!("{}/hello/", trellis.base),
-        format!("{}/", wasmtime.base),
-        format!("{}/", hyper.base),
-        format!("{}/hello/", logging.base),
+    let targets = [
+        Target { server: &trellis, url: format!("{}/hello/", trellis.base) },
+        Target { server: &wasmtime, url: format!("{}/", wasmtime.base) },
+        Target { server: &hyper, url: format!("{}/", hyper.base) },
+        Target { server: &logging, url: format!("{}/hello/", logging.base) },
     ];
-    for url in &urls {
-        wrk::run(url, 16, Duration::from_secs(1), None)?; // warm-up
-    }
-    let mut runs: Vec<Vec<Vec<Load>>> = vec![vec![Vec::new(); CONCURRENCY.len()]; SYSTEMS.len()];
-    for round in 0..ROUNDS {
-        for (level, connections) in CONCURRENCY.iter().enumerate() {
-            for k in 0..SYSTEMS.len() {
-                let system = (k + round + level) % SYSTEMS.len(); // rotate who goes first
-                runs[system][level].push(measured(servers[system], &urls[system], *connections)?);
-            }
-        }
-    }
-    let loads: Vec<Vec<Load>> = runs.into_iter().map(|levels| levels.into_iter().map(median_load).collect()).collect();
+    let loads = rounds::alternate(&targets, &CONCURRENCY, ROUNDS, seconds())?;
     let mut table = String::from("## HTTP into a component: `hello`\n\n");
     table.push_str(
         "| connections | system | requests/s | p50 | p99 | server CPU per request | failures |\n\
@@ -205,16 +192,6 @@ fn http_comparison(paths: &Paths) -> anyhow::Result<HttpResults> {
         )?;
     }
     Ok(HttpResults { table, rps })
-}
-
-/// A load run that also measures the server's CPU time per request: on a machine whose cores
-/// the load generator shares, this is what bounds throughput.
-fn measured(server: &Server, url: &str, connections: u32) -> anyhow::Result<Load> {
-    let before = server.cpu_time()?;
-    let mut load = wrk::run(url, connections, seconds(), None)?;
-    let spent = server.cpu_time()? - before;
-    load.server_cpu_us = spent.as_secs_f64() * 1e6 / load.requests.max(1) as f64;
-    Ok(load)
 }
 
 fn services(paths: &Paths) -> anyhow::Result<String> {

@@ -110,6 +110,16 @@ pub fn wasmtime_serve(bin: &Path, wasm: &Path) -> anyhow::Result<Server> {
     })
 }
 
+/// `wasmtime serve` of one WASI 0.3 component: the component model's async support and
+/// WASI 0.3 turned on, its instance reuse at its defaults.
+pub fn wasmtime_serve_wasi3(bin: &Path, wasm: &Path) -> anyhow::Result<Server> {
+    on_free_port("wasmtime serve (run bench/tools.sh)", |addr| {
+        let mut command = Command::new(bin);
+        command.args(["serve", "-Wcomponent-model-async=y", "-Sp3=y,cli=y", "--addr", addr]).arg(wasm);
+        command
+    })
+}
+
 /// A plain hyper server answering `body` to every request: the ceiling for any host.
 pub fn hyper_baseline(bin: &Path, body: &str) -> anyhow::Result<Server> {
     on_free_port("the hyper baseline", |addr| {

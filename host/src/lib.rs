@@ -37,4 +37,4 @@ pub use capabilities::keyvalue::Storage;
 pub use component::{LoadedComponent, Warm};
 pub use ops::report;
 pub use registry::{Registry, Shared};
-pub use runtime::{CallContext, Runtime};
+pub use runtime::{CallContext, Engines};

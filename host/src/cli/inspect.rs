@@ -6,16 +6,22 @@ use std::path::Path;
 
 use crate::component;
 use crate::config::Limits;
-use crate::discovery::{Description, Interface};
+use crate::discovery::{Description, Interface, WasiHttp};
+use crate::runtime::Engines;
 
 /// The report on `file`; the same checks as loading it, so a bad file gets the same error.
 pub fn inspect(file: &Path) -> anyhow::Result<String> {
-    let engine = wasmtime::Engine::default();
-    let compiled = component::compile(&engine, file, Limits::default().max_component_mib)?;
-    let description = Description::of(&compiled.component, &engine);
+    let engines = Engines::for_reading()?;
+    let compiled = component::compile(&engines, file, Limits::default().max_component_mib)?;
+    let description = Description::of(&compiled.component, engines.for_component(compiled.concurrent));
     let mut out = String::new();
     writeln!(out, "component {}", file.display())?;
-    writeln!(out, "  serves HTTP: {}", if description.serves_http() { "yes" } else { "no" })?;
+    let http = match description.http() {
+        Some(WasiHttp::V0_2) => "yes (WASI 0.2)",
+        Some(WasiHttp::V0_3) => "yes (WASI 0.3, several requests at once per instance)",
+        None => "no",
+    };
+    writeln!(out, "  serves HTTP: {http}")?;
     writeln!(out, "  declares its routes: {}", if description.declares_routes() { "yes" } else { "no" })?;
     writeln!(out, "\nexports:")?;
     for export in &description.exports {

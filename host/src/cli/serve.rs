@@ -21,7 +21,7 @@ use crate::ops::endpoints::Endpoints;
 use crate::ops::health::Health;
 use crate::ops::supervisor::Supervisor;
 use crate::registry::{self, Registry, Shared};
-use crate::runtime::Runtime;
+use crate::runtime::Engines;
 
 /// The default config file, read when it exists.
 const DEFAULT_CONFIG: &str = "trellis.toml";
@@ -43,15 +43,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let data = &settings.data;
     private_dir(data).with_context(|| format!("cannot create the data folder {}", data.display()))?;
     private_dir(&data.join("cache")).context("cannot create the compile cache folder")?;
-    let runtime = Runtime::new(&config, &data.join("cache"))?;
+    let engines = Engines::new(&config, &data.join("cache"))?;
     let storage =
         Storage::open(&data.join("store.redb"), settings.storage_cache_bytes).context("cannot open the storage")?;
-    let shared = Arc::new(Shared {
-        engine: runtime.engine.clone(),
-        config,
-        storage: storage.clone(),
-        clock: Arc::new(SystemClock),
-    });
+    let shared = Arc::new(Shared { engines, config, storage: storage.clone(), clock: Arc::new(SystemClock) });
     let registry = Arc::new(Registry::new(shared));
     let draining = Arc::new(AtomicBool::new(false));
     let supervisor = Arc::new(Supervisor::default());
@@ -99,9 +94,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     listener::run(services, public, admin, shutdown_signal(), settings.shutdown_timeout).await?;
     // Ids reserved and not given go back, so a clean restart continues without a gap.
     tokio::task::spawn_blocking(move || storage.release_sequences()).await?;
-    // The epoch ticker keeps running while any Store still exists (a guest still spinning is
-    // interrupted at its next tick and dropped with its task), then stops by itself.
-    drop(runtime);
     Ok(())
 }
 

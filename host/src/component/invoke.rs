@@ -72,10 +72,9 @@ impl LoadedComponent {
         if let Some(proxy) = &warm.proxy {
             return Ok(proxy.clone());
         }
-        let indices = self
-            .proxy
-            .as_ref()
-            .ok_or_else(|| wasmtime::format_err!("component '{}' does not serve HTTP", self.name))?;
+        let Some(super::Http::V0_2(indices)) = &self.http else {
+            wasmtime::bail!("component '{}' does not serve WASI 0.2 HTTP", self.name)
+        };
         let proxy = Arc::new(indices.load(&mut warm.store, &warm.instance)?);
         warm.proxy = Some(proxy.clone());
         Ok(proxy)

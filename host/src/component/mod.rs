@@ -1,15 +1,18 @@
 //! What one loaded component is: its compiled code pre-instantiated once, what discovery
 //! found in it, its links to providers and its routes, its pool of warm instances behind a
-//! bulkhead (`pool`), how guest code is run on them (`invoke`), and how its exports answer
-//! links (`callee`). Reading and checking its file is `validate`. Which components are
+//! bulkhead (`pool`), how guest code is run on them (`invoke`), how its exports answer
+//! links (`callee`), and how a WASI 0.3 component answers several requests per instance
+//! (`concurrent`). Reading and checking its file is `validate`. Which components are
 //! loaded and how they link is the registry's job; serving requests is the HTTP layer's.
 
 mod callee;
+mod concurrent;
 mod invoke;
 mod pool;
 mod validate;
 
 pub(crate) use callee::ExportCallee;
+pub(crate) use concurrent::{ConcurrentHttp, Unanswered};
 pub use pool::Warm;
 pub(crate) use validate::{FileStamp, compile};
 
@@ -21,12 +24,13 @@ use std::time::SystemTime;
 
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre};
 use wasmtime_wasi_http::p2::bindings::ProxyIndices;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::capabilities::keyvalue::Namespace;
 use crate::capabilities::logging::GuestLog;
 use crate::capabilities::outbound::Origin;
 use crate::config::{Limits, mib};
-use crate::discovery::Description;
+use crate::discovery::{Description, WasiHttp};
 use crate::http::router::Route;
 use crate::linking::{Link, ProviderId};
 use crate::runtime::HostState;
@@ -57,7 +61,7 @@ pub struct LoadedComponent {
     pub limits: Limits,
     exports: ExportIndex,
     pre: InstancePre<HostState>,
-    proxy: Option<ProxyIndices>,
+    http: Option<Http>,
     namespace: Namespace,
     /// The origins it may send HTTP requests to.
     outbound: Arc<[Origin]>,
@@ -65,6 +69,14 @@ pub struct LoadedComponent {
     log: GuestLog,
     pool: InstancePool,
     bulkhead: Bulkhead,
+}
+
+/// How a component answers HTTP.
+pub(crate) enum Http {
+    /// WASI 0.2: each request takes an instance from the pool, through the handler's indices.
+    V0_2(ProxyIndices),
+    /// WASI 0.3: instances of their own, each answering several requests at once.
+    V0_3(ConcurrentHttp),
 }
 
 /// What the loader hands over to make a [`LoadedComponent`].
@@ -85,13 +97,27 @@ impl LoadedComponent {
     /// Drops warm instances idle for longer than `limits.idle_instance_timeout`, all but one.
     pub fn trim_idle(&self) {
         self.pool.trim(self.limits.idle_instance_timeout);
+        if let Some(Http::V0_3(http)) = &self.http {
+            http.trim(self.limits.idle_instance_timeout);
+        }
     }
 
     pub(crate) fn new(parts: Parts) -> wasmtime::Result<Self> {
-        let proxy = if parts.description.serves_http() { Some(ProxyIndices::new(&parts.pre)?) } else { None };
         let exports = export_index(parts.pre.component(), &parts.description);
         let id = ProviderId { name: parts.name.clone(), version: LOADS.fetch_add(1, Ordering::Relaxed) };
         let log = GuestLog::new(parts.name.clone(), parts.limits.guest_log_lines_per_second);
+        let http = match parts.description.http() {
+            None => None,
+            Some(WasiHttp::V0_2) => Some(Http::V0_2(ProxyIndices::new(&parts.pre)?)),
+            Some(WasiHttp::V0_3) => Some(Http::V0_3(ConcurrentHttp::new(
+                parts.name.clone(),
+                parts.limits.clone(),
+                ServicePre::new(parts.pre.clone())?,
+                parts.namespace.clone(),
+                parts.outbound.clone(),
+                log.clone(),
+            ))),
+        };
         Ok(Self {
             name: parts.name,
             id,
@@ -111,7 +137,7 @@ impl LoadedComponent {
             bulkhead: Bulkhead::new(parts.limits.max_instances, parts.limits.max_queue),
             limits: parts.limits,
             pre: parts.pre,
-            proxy,
+            http,
             namespace: parts.namespace,
             outbound: parts.outbound,
             log,
@@ -119,7 +145,11 @@ impl LoadedComponent {
     }
 
     pub fn serves_http(&self) -> bool {
-        self.proxy.is_some()
+        self.http.is_some()
+    }
+
+    pub(crate) fn http(&self) -> Option<&Http> {
+        self.http.as_ref()
     }
 
     /// The component's version as its exports name it: the highest version among the

@@ -1,5 +1,6 @@
 //! Reading a component file: the checks that tell a user what is wrong with it (a core
-//! module, not WebAssembly at all, not a valid component), compilation, and its digest.
+//! module, not WebAssembly at all, not a valid component), which WASI release it targets
+//! (and so which engine runs it), compilation, and its digest.
 //! Shared by the loader and `trellis inspect`, so both say the same thing about a file.
 
 use std::io::Read;
@@ -7,7 +8,10 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
+use wasmparser::{Parser, Payload};
 use wasmtime::component::Component;
+
+use crate::runtime::Engines;
 
 /// What tells one version of a file from the next without reading it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,12 +33,14 @@ pub(crate) struct Compiled {
     pub component: Component,
     /// Hex SHA-256 of the file: the same bytes always have the same digest.
     pub digest: String,
+    /// Whether it targets WASI 0.3 and so runs on the concurrent engine.
+    pub concurrent: bool,
 }
 
 /// Reads, checks and compiles the component at `path`, refusing a file over `max_mib` before
 /// reading it and one without the component header after its first bytes. Blocks: compiling
 /// takes a while.
-pub(crate) fn compile(engine: &wasmtime::Engine, path: &Path, max_mib: u64) -> anyhow::Result<Compiled> {
+pub(crate) fn compile(engines: &Engines, path: &Path, max_mib: u64) -> anyhow::Result<Compiled> {
     let cannot_read = || format!("cannot read {}", path.display());
     let mut file = std::fs::File::open(path).with_context(cannot_read)?;
     let len = file.metadata().with_context(cannot_read)?.len();
@@ -49,9 +55,47 @@ pub(crate) fn compile(engine: &wasmtime::Engine, path: &Path, max_mib: u64) -> a
     check_header(&bytes, path)?;
     file.read_to_end(&mut bytes).with_context(cannot_read)?;
     let digest = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-    let component = Component::new(engine, &bytes)
+    let concurrent = targets_wasi_0_3(&bytes);
+    let component = Component::new(engines.for_component(concurrent), &bytes)
         .map_err(|e| anyhow::anyhow!("{} is not a valid component: {e:#}", path.display()))?;
-    Ok(Compiled { component, digest })
+    Ok(Compiled { component, digest, concurrent })
+}
+
+/// Whether the component imports or exports a WASI 0.3 interface (`wasi:http/handler@0.3.0`,
+/// `wasi:clocks/monotonic-clock@0.3.0`...): those use the component model's async features,
+/// which only the concurrent engine runs. Only the component's own imports and exports
+/// count, not those of components nested in it; a file that does not parse is left to the
+/// compiler to explain.
+fn targets_wasi_0_3(bytes: &[u8]) -> bool {
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        let Ok(payload) = payload else { return false };
+        let names: Vec<&str> = match payload {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => {
+                depth += 1;
+                continue;
+            }
+            Payload::End(_) => {
+                depth = depth.saturating_sub(1);
+                continue;
+            }
+            Payload::ComponentImportSection(imports) if depth == 0 => {
+                imports.into_iter().filter_map(|i| i.ok()).map(|i| i.name.name).collect()
+            }
+            Payload::ComponentExportSection(exports) if depth == 0 => {
+                exports.into_iter().filter_map(|e| e.ok()).map(|e| e.name.name).collect()
+            }
+            _ => continue,
+        };
+        if names.iter().any(|name| is_wasi_0_3(name)) {
+            return true;
+        }
+    }
+    false
+}
+
+fn is_wasi_0_3(name: &str) -> bool {
+    name.starts_with("wasi:") && name.split_once('@').is_some_and(|(_, version)| version.starts_with("0.3."))
 }
 
 /// Whether a file's first bytes are a component's header, saying what they are if not.

@@ -70,6 +70,10 @@ pub struct Limits {
     /// Requests that may wait for a busy component; beyond that the caller is told
     /// "unavailable" at once instead of queueing.
     pub max_queue: usize,
+    /// Requests one instance of a WASI 0.3 component answers at once (while the others wait
+    /// on I/O or timers); such a component has at most `max_instances` × this in flight.
+    /// WASI 0.2 components answer one at a time per instance.
+    pub instance_concurrency: usize,
     /// Table elements (function references) one instance may have: generous for real code,
     /// and it bounds what a guest can make the host allocate.
     pub max_table_elements: usize,
@@ -122,6 +126,7 @@ impl Default for Limits {
             idle_instance_timeout: Duration::from_secs(5),
             max_instances: 64,
             max_queue: 256,
+            instance_concurrency: 16,
             max_table_elements: 100_000,
             max_wasm_stack_kib: 512,
             max_outbound_response_bytes: 16 * 1024 * 1024,
@@ -159,6 +164,7 @@ pub struct ComponentConfig {
     pub instance_reuse: Option<bool>,
     pub max_instances: Option<usize>,
     pub max_queue: Option<usize>,
+    pub instance_concurrency: Option<usize>,
     pub max_value_bytes: Option<usize>,
     pub max_keys: Option<u64>,
     pub max_storage_mib: Option<u64>,
@@ -186,6 +192,7 @@ impl Config {
             limits.instance_reuse = own.instance_reuse.unwrap_or(limits.instance_reuse);
             limits.max_instances = own.max_instances.unwrap_or(limits.max_instances);
             limits.max_queue = own.max_queue.unwrap_or(limits.max_queue);
+            limits.instance_concurrency = own.instance_concurrency.unwrap_or(limits.instance_concurrency);
             limits.max_value_bytes = own.max_value_bytes.unwrap_or(limits.max_value_bytes);
             limits.max_keys = own.max_keys.unwrap_or(limits.max_keys);
             limits.max_storage_mib = own.max_storage_mib.unwrap_or(limits.max_storage_mib);

@@ -15,8 +15,19 @@ use wasmtime::component::types::ComponentItem;
 
 use typecheck::has_resource;
 
-/// The interface every HTTP-serving component exports (any 0.2.x version).
+/// The interface a WASI 0.2 HTTP-serving component exports (any 0.2.x version).
 pub(crate) const HTTP_HANDLER: &str = "wasi:http/incoming-handler";
+/// The interface a WASI 0.3 HTTP-serving component exports: an async handler.
+pub(crate) const HTTP_HANDLER_0_3: &str = "wasi:http/handler";
+
+/// Which `wasi:http` a component serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WasiHttp {
+    /// `wasi:http/incoming-handler@0.2.x`: one request per instance at a time.
+    V0_2,
+    /// `wasi:http/handler@0.3.x`: an async handler; one instance may answer several at once.
+    V0_3,
+}
 /// The export through which a component declares its routes.
 pub(crate) const ROUTES_INTERFACE: &str = "trellis:http/routes";
 /// The host's own interfaces next to WASI's, which it provides to every component.
@@ -134,7 +145,16 @@ impl Description {
     }
 
     pub fn serves_http(&self) -> bool {
-        self.export_named(HTTP_HANDLER).is_some()
+        self.http().is_some()
+    }
+
+    /// Which `wasi:http` handler it exports, if any.
+    pub fn http(&self) -> Option<WasiHttp> {
+        if self.export_named(HTTP_HANDLER_0_3).is_some() {
+            Some(WasiHttp::V0_3)
+        } else {
+            self.export_named(HTTP_HANDLER).map(|_| WasiHttp::V0_2)
+        }
     }
 
     pub fn declares_routes(&self) -> bool {

@@ -1,6 +1,7 @@
 //! One HTTP request into a component: the body limit, an instance from the pool, the
 //! `wasi:http` handler call in its own task (so the body can stream while the guest writes
-//! it), the deadline, and the mapping of every failure to the host's JSON errors.
+//! it), the deadline, and the mapping of every failure to the host's JSON errors. A WASI 0.3
+//! component's request goes to its concurrent instances instead of the pool.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,14 +18,15 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 
 use super::responses::{self, Response};
-use crate::component::LoadedComponent;
+use crate::component::{Http, LoadedComponent, Unanswered};
 use crate::runtime::{CallContext, Fault};
 
 /// After refusing an oversized body, the host reads and discards up to this much more of it
 /// so the client, still sending, reliably gets the 413 instead of a reset connection.
 const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
-/// Serves `request` with `component`, which must export `wasi:http/incoming-handler`.
+/// Serves `request` with `component`, which must export `wasi:http/incoming-handler` (0.2)
+/// or `wasi:http/handler` (0.3).
 pub(crate) async fn serve(
     component: Arc<LoadedComponent>,
     request: http::Request<Incoming>,
@@ -52,6 +54,13 @@ pub(crate) async fn serve(
     let request = http::Request::from_parts(parts, body);
 
     let call = CallContext { deadline, depth: 0, correlation_id };
+    if let Some(Http::V0_3(http)) = component.http() {
+        return match http.handle(request.map(BodyExt::boxed_unsync), call).await {
+            Ok(response) => response,
+            Err(Unanswered::ErrorCode(code)) => error_code_response(&component.name, &code),
+            Err(Unanswered::Fault(fault)) => fault_response(&fault),
+        };
+    }
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let owner = component.clone();
     let mut guest = Box::pin(async move {

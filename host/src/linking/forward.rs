@@ -41,6 +41,7 @@ impl CallFailure {
 impl Link {
     /// Adds one forwarding host function per imported function to the caller's linker.
     pub fn define(self: &Arc<Self>, linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        let concurrent = linker.engine().get_concurrency_support();
         let mut instance = linker.instance(&self.interface.full_name)?;
         for (index, function) in self.interface.functions.iter().enumerate() {
             let link = Arc::clone(self);
@@ -48,7 +49,12 @@ impl Link {
                 let link = Arc::clone(&link);
                 let call = store.data().call.clone();
                 Box::new(async move {
-                    match link.call(index, &call, params, results).await {
+                    let result = if concurrent {
+                        Arc::clone(&link).call_in_own_task(index, call, params, results).await
+                    } else {
+                        link.call(index, &call, params, results).await
+                    };
+                    match result {
                         Ok(()) => Ok(()),
                         Err(failure) => link.answer_failure(index, failure, results),
                     }
@@ -56,6 +62,26 @@ impl Link {
             })?;
         }
         Ok(())
+    }
+
+    /// A call from a WASI 0.3 caller, which runs inside its Store's event loop: wasmtime does
+    /// not let another Store's event loop run inside it, so the call runs in a task of its own.
+    async fn call_in_own_task(
+        self: Arc<Self>,
+        index: usize,
+        caller: CallContext,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> Result<(), CallFailure> {
+        let (params, mut answer) = (params.to_vec(), results.to_vec());
+        let task = tokio::spawn(async move {
+            let result = self.call(index, &caller, &params, &mut answer).await;
+            (result, answer)
+        });
+        let (result, answer) =
+            task.await.map_err(|e| CallFailure::Missing(format!("the call's task ended without an answer: {e}")))?;
+        results.clone_from_slice(&answer);
+        result
     }
 
     /// Forwards one call and records it in the metrics, whatever its outcome.

@@ -28,9 +28,10 @@ pub(super) async fn prepare(
     path: &Path,
     stamp: FileStamp,
 ) -> anyhow::Result<LoadedComponent> {
-    let (engine, file, max_mib) = (shared.engine.clone(), path.to_path_buf(), shared.config.limits.max_component_mib);
-    let compiled = tokio::task::spawn_blocking(move || component::compile(&engine, &file, max_mib)).await??;
-    let description = Description::of(&compiled.component, &shared.engine);
+    let (engines, file, max_mib) = (shared.engines.clone(), path.to_path_buf(), shared.config.limits.max_component_mib);
+    let compiled = tokio::task::spawn_blocking(move || component::compile(&engines, &file, max_mib)).await??;
+    let engine = shared.engines.for_component(compiled.concurrent);
+    let description = Description::of(&compiled.component, engine);
     if let Some(other) = description.other_imports.first() {
         bail!("it imports `{other}`, which is not an interface; Trellis links only interfaces");
     }
@@ -49,7 +50,7 @@ pub(super) async fn prepare(
         .map(|origin| Origin::parse(origin))
         .collect::<Result<Arc<[Origin]>, _>>()
         .map_err(|why| anyhow::anyhow!("its allowed_outbound_hosts: {why}"))?;
-    let linker = linker(&shared.engine, &links).map_err(anyhow::Error::from)?;
+    let linker = linker(engine, &links).map_err(anyhow::Error::from)?;
     let pre = linker.instantiate_pre(&compiled.component).map_err(|e| anyhow::anyhow!("cannot link it: {e:#}"))?;
     let mut loaded = LoadedComponent::new(Parts {
         name: name.clone(),

@@ -27,6 +27,7 @@ use crate::component::FileStamp;
 use crate::config::Config;
 use crate::ops::escape::one_line;
 use crate::ops::metrics::METRICS;
+use crate::runtime::Engines;
 use folder::Entry;
 
 /// Files loaded at once by a scan: compiling is CPU-bound (two cores here), but a load can
@@ -35,7 +36,7 @@ const CONCURRENT_LOADS: usize = 4;
 
 /// What every loaded component shares.
 pub struct Shared {
-    pub engine: wasmtime::Engine,
+    pub engines: Engines,
     pub config: Config,
     pub storage: Storage,
     pub clock: Arc<dyn Clock>,

@@ -1,6 +1,7 @@
-//! The wasmtime engine every component runs on: pooling allocation, epoch interruption driven
-//! by a ticker thread, and the on-disk compile cache in the data folder. Per-Store limits
-//! and deadlines are the [`super::store`] module's.
+//! The wasmtime engines components run on: one for WASI 0.2 components and one with the
+//! component model's async event loop for WASI 0.3 components, both with pooling allocation,
+//! epoch interruption driven by one ticker thread, and the on-disk compile cache in the data
+//! folder. Per-Store limits and deadlines are the [`super::store`] module's.
 
 use std::path::Path;
 use std::time::Duration;
@@ -27,61 +28,89 @@ const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
 const MEMORIES_PER_COMPONENT: u32 = 8;
 const TABLES_PER_COMPONENT: u32 = 32;
 
-/// The engine plus the ticker that drives its epochs. The ticker runs for as long as any
-/// clone of the engine exists, every Store's included: a guest still running (say, spinning
-/// while the host shuts down) keeps getting the ticks that let it be interrupted, so it can
-/// never hold a thread forever.
-pub struct Runtime {
-    pub engine: Engine,
+/// The two engines plus the ticker that drives their epochs. The ticker runs for as long as
+/// any clone of either engine exists, every Store's included: a guest still running (say,
+/// spinning while the host shuts down) keeps getting the ticks that let it be interrupted,
+/// so it can never hold a thread forever.
+#[derive(Clone)]
+pub struct Engines {
+    /// WASI 0.2 components: each call runs to its end on its own fiber. Calls between
+    /// components enter another Store from inside a host function, which wasmtime 48 allows
+    /// only outside a component-model-async event loop; and without that loop a call costs less.
+    pub sync: Engine,
+    /// WASI 0.3 components: the component model's async event loop, so one instance can
+    /// serve several requests at once.
+    pub concurrent: Engine,
 }
 
-impl Runtime {
-    /// Builds the engine for `settings`: the pool sized for the largest memory and table any
-    /// component may have (per-component limits are lower or equal), the wasm stack limit
+impl Engines {
+    /// Builds both engines for `settings`: the pools sized for the largest memory and table
+    /// any component may have (per-component limits are lower or equal), the wasm stack limit
     /// (engine-wide in wasmtime 48); `cache_dir` holds compiled code.
     pub fn new(settings: &crate::config::Config, cache_dir: &Path) -> anyhow::Result<Self> {
-        let (max_memory, max_stack) = (settings.max_memory_bytes(), settings.limits.max_wasm_stack_kib * 1024);
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        // Calls between components enter another Store from inside a host function; wasmtime 48
-        // only allows that without the component-model-async event loop, which nothing here uses.
-        config.concurrency_support(false);
-        config.epoch_interruption(true);
-        config.max_wasm_stack(max_stack);
-        // The fiber stack a call runs on must hold the wasm stack plus the host's own frames.
-        config.async_stack_size(max_stack + ASYNC_STACK_HEADROOM);
-
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(POOL_INSTANCES)
-            .total_core_instances(POOL_INSTANCES * 4)
-            .total_memories(POOL_INSTANCES * 2)
-            .total_tables(POOL_INSTANCES * 4)
-            .total_stacks(POOL_INSTANCES)
-            .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
-            .max_memories_per_component(MEMORIES_PER_COMPONENT)
-            .max_tables_per_component(TABLES_PER_COMPONENT)
-            // What `limits.max_table_elements` allows is what the pool makes room for.
-            .table_elements(settings.max_table_elements())
-            .max_memory_size(max_memory);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-
         std::fs::create_dir_all(cache_dir).with_context(|| format!("cannot create {}", cache_dir.display()))?;
         let cache_dir = cache_dir.canonicalize()?;
-        let mut cache = CacheConfig::new();
-        cache.with_directory(&cache_dir);
-        config.cache(Some(Cache::new(cache).map_err(anyhow::Error::from).context("cannot set up the compile cache")?));
-
-        let engine = Engine::new(&config).map_err(anyhow::Error::from).context("cannot create the wasmtime engine")?;
-        let weak = engine.weak();
+        let engines =
+            Self { sync: engine(settings, &cache_dir, false)?, concurrent: engine(settings, &cache_dir, true)? };
+        let (sync, concurrent) = (engines.sync.weak(), engines.concurrent.weak());
         std::thread::Builder::new().name("trellis-epoch".into()).spawn(move || {
             loop {
                 std::thread::sleep(EPOCH_TICK);
-                match weak.upgrade() {
-                    Some(engine) => engine.increment_epoch(),
-                    None => break,
+                let (sync, concurrent) = (sync.upgrade(), concurrent.upgrade());
+                if sync.is_none() && concurrent.is_none() {
+                    break;
                 }
+                sync.iter().chain(&concurrent).for_each(Engine::increment_epoch);
             }
         })?;
-        Ok(Self { engine })
+        Ok(engines)
     }
+
+    /// Engines that read and compile components but never run them (`trellis inspect`): no
+    /// pool, no cache, no ticker.
+    pub fn for_reading() -> anyhow::Result<Self> {
+        let engine = |concurrent: bool| {
+            let mut config = Config::new();
+            config.wasm_component_model(true).concurrency_support(concurrent).wasm_component_model_async(concurrent);
+            Engine::new(&config).map_err(anyhow::Error::from).context("cannot create the wasmtime engine")
+        };
+        Ok(Self { sync: engine(false)?, concurrent: engine(true)? })
+    }
+
+    /// The engine a component is compiled for and runs on.
+    pub fn for_component(&self, concurrent: bool) -> &Engine {
+        if concurrent { &self.concurrent } else { &self.sync }
+    }
+}
+
+/// One engine; `concurrent` turns on the component model's async support.
+fn engine(settings: &crate::config::Config, cache_dir: &Path, concurrent: bool) -> anyhow::Result<Engine> {
+    let (max_memory, max_stack) = (settings.max_memory_bytes(), settings.limits.max_wasm_stack_kib * 1024);
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.concurrency_support(concurrent);
+    config.wasm_component_model_async(concurrent);
+    config.epoch_interruption(true);
+    config.max_wasm_stack(max_stack);
+    // The fiber stack a call runs on must hold the wasm stack plus the host's own frames.
+    config.async_stack_size(max_stack + ASYNC_STACK_HEADROOM);
+
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(POOL_INSTANCES)
+        .total_core_instances(POOL_INSTANCES * 4)
+        .total_memories(POOL_INSTANCES * 2)
+        .total_tables(POOL_INSTANCES * 4)
+        .total_stacks(POOL_INSTANCES)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
+        // What `limits.max_table_elements` allows is what the pool makes room for.
+        .table_elements(settings.max_table_elements())
+        .max_memory_size(max_memory);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+
+    let mut cache = CacheConfig::new();
+    cache.with_directory(cache_dir);
+    config.cache(Some(Cache::new(cache).map_err(anyhow::Error::from).context("cannot set up the compile cache")?));
+    Engine::new(&config).map_err(anyhow::Error::from).context("cannot create the wasmtime engine")
 }

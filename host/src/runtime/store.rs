@@ -116,6 +116,14 @@ impl HostState {
         self.limiter.exceeded = false;
     }
 
+    /// Sets the Store up for one more request next to those it may be serving already (WASI
+    /// 0.3): the guest traps only past the latest deadline of them all, and its log lines
+    /// carry the correlation id of the latest request.
+    pub(crate) fn begin_concurrent(&mut self, call: CallContext) {
+        let deadline = call.deadline.max(self.call.deadline);
+        self.begin(CallContext { deadline, ..call });
+    }
+
     /// Bytes of linear memory the instance holds now.
     pub(crate) fn memory_used(&self) -> usize {
         self.limiter.memory_used
@@ -152,10 +160,16 @@ pub(crate) fn new_store(engine: &wasmtime::Engine, state: HostState) -> Store<Ho
 }
 
 /// Everything the host provides to every component: WASI, `wasi:http`, and the host's own
-/// capabilities. Imports from other components are the linking module's to add.
+/// capabilities; WASI 0.3's too on the concurrent engine (a WASI 0.3 component's standard
+/// library still imports some of 0.2's). Imports from other components are the linking
+/// module's to add.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    if linker.engine().get_concurrency_support() {
+        wasmtime_wasi::p3::add_to_linker(linker)?;
+        wasmtime_wasi_http::p3::add_to_linker(linker)?;
+    }
     keyvalue::add_to_linker(linker, HostState::keyvalue)?;
     logging::add_to_linker(linker, HostState::logging)
 }
