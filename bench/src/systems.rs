@@ -42,7 +42,7 @@ impl Drop for Server {
 }
 
 /// `trellis serve` on port 0 over `components`, with its data in `data`, logging warnings
-/// only (no access-log line per request; see [`trellis_logging`]).
+/// only (no access-log line per request; see [`trellis_logging`]), once it is ready.
 pub fn trellis(bin: &Path, components: &Path, data: &Path, config: Option<&Path>) -> anyhow::Result<Server> {
     trellis_with_log(bin, components, data, config, "warn")
 }
@@ -56,9 +56,7 @@ pub fn trellis_shop(root: &Path, dist: &Path, names: &[&str], work: &Path) -> an
         std::fs::copy(dist.join(format!("{name}.wasm")), components.join(format!("{name}.wasm")))
             .with_context(|| format!("no {name}.wasm in {}", dist.display()))?;
     }
-    let server = trellis(&root.join("target/release/trellis"), &components, &work.join("data"), None)?;
-    wait_until_answering(&format!("{}/health/ready", server.base))?;
-    Ok(server)
+    trellis(&root.join("target/release/trellis"), &components, &work.join("data"), None)
 }
 
 /// `trellis serve` with its default log level, which writes an access-log line per request
@@ -92,7 +90,10 @@ fn trellis_with_log(
     let started = Instant::now();
     loop {
         if let Ok(addr) = std::fs::read_to_string(data.join("listen.addr")) {
-            return Ok(Server { child, base: format!("http://{}", addr.trim()) });
+            // It serves while it loads its folder: ready once loaded and every import linked.
+            let server = Server { child, base: format!("http://{}", addr.trim()) };
+            wait_until_answering(&format!("{}/health/ready", server.base))?;
+            return Ok(server);
         }
         if started.elapsed() > START_TIMEOUT {
             bail!("trellis did not start");
