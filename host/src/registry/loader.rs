@@ -29,7 +29,12 @@ pub(super) async fn prepare(
     stamp: FileStamp,
 ) -> anyhow::Result<LoadedComponent> {
     let (engines, file, max_mib) = (shared.engines.clone(), path.to_path_buf(), shared.config.limits.max_component_mib);
-    let compiled = tokio::task::spawn_blocking(move || component::compile(&engines, &file, max_mib)).await??;
+    let compiled = tokio::task::spawn_blocking(move || {
+        let compiled = component::compile(&engines, &file, max_mib);
+        crate::runtime::release_freed_memory();
+        compiled
+    })
+    .await??;
     let engine = shared.engines.for_component(compiled.concurrent);
     let description = Description::of(&compiled.component, engine);
     if let Some(other) = description.other_imports.first() {

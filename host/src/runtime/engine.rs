@@ -114,3 +114,16 @@ fn engine(settings: &crate::config::Config, cache_dir: &Path, concurrent: bool) 
     config.cache(Some(Cache::new(cache).map_err(anyhow::Error::from).context("cannot set up the compile cache")?));
     Engine::new(&config).map_err(anyhow::Error::from).context("cannot create the wasmtime engine")
 }
+
+/// Gives the memory a compilation freed back to the operating system. Cranelift allocates
+/// tens of MiB while it compiles a component and frees them after; glibc's allocator keeps
+/// freed memory for reuse, so a host that compiled its folder once would hold about twice
+/// what one started from a warm compile cache holds (61 against 28 MiB with the shop loaded).
+pub(crate) fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of glibc's heap to the kernel; it touches
+    // no memory in use and has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
