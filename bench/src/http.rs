@@ -102,7 +102,7 @@ fn main() -> anyhow::Result<()> {
     report.push_str(&http.table);
     chart::throughput(&paths.root.join("bench/results/http.svg"), &CONCURRENCY, &http.series())?;
     report.push_str("\n![requests per second](http.svg)\n\n");
-    report.push_str(&wasi3::comparison(&paths.root, &paths.trellis, &paths.wasmtime, &paths.baseline, seconds())?);
+    report.push_str(&wasi3::comparison(&paths.root, &paths.wasmtime, &paths.baseline, seconds())?);
     report.push_str(&services(&paths)?);
     report.push_str(&calls);
     report.push_str(&startup(&paths)?);
@@ -161,22 +161,9 @@ fn http_comparison(paths: &Paths) -> anyhow::Result<HttpResults> {
     ];
     let loads = rounds::alternate(&targets, &CONCURRENCY, ROUNDS, seconds())?;
     let mut table = String::from("## HTTP into a component: `hello`\n\n");
-    table.push_str(
-        "| connections | system | requests/s | p50 | p99 | server CPU per request | failures |\n\
-         |---|---|---|---|---|---|---|\n",
-    );
-    let mut rps = [[0.0; CONCURRENCY.len()]; SYSTEMS.len()];
-    for (level, connections) in CONCURRENCY.iter().enumerate() {
-        for (system, name) in SYSTEMS.iter().enumerate() {
-            let l = loads[system][level];
-            rps[system][level] = l.rps;
-            writeln!(
-                table,
-                "| {connections} | {name} | {:.0} | {:.3} ms | {:.3} ms | {:.1} µs | {} |",
-                l.rps, l.p50_ms, l.p99_ms, l.server_cpu_us, l.failures
-            )?;
-        }
-    }
+    table.push_str(&rounds::table(&SYSTEMS, &CONCURRENCY, &loads));
+    let rps: [[f64; CONCURRENCY.len()]; SYSTEMS.len()] =
+        std::array::from_fn(|system| std::array::from_fn(|level| loads[system][level].rps));
     table.push_str(
         "\nTrellis runs with `RUST_LOG=warn` (no access log) in the comparison; \"access log on\" is its\n\
          default level, formatting and writing one log line per request.\n\n\

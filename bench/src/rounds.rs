@@ -2,6 +2,7 @@
 //! rotating, so that the drift of a shared machine hits them alike; each result is the
 //! median round, with the server's CPU time per request.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::systems::Server;
@@ -33,6 +34,26 @@ pub fn alternate(
         }
     }
     Ok(runs.into_iter().map(|levels| levels.into_iter().map(median_load).collect()).collect())
+}
+
+/// The table of `loads` (`[system][level]`, as [`alternate`] returns them): a row per level
+/// and system, named by `names`.
+pub fn table(names: &[&str], levels: &[u32], loads: &[Vec<Load>]) -> String {
+    let mut out = String::from(
+        "| connections | system | requests/s | p50 | p99 | server CPU per request | failures |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for (level, connections) in levels.iter().enumerate() {
+        for (system, name) in names.iter().enumerate() {
+            let l = loads[system][level];
+            let _ = writeln!(
+                out,
+                "| {connections} | {name} | {:.0} | {:.3} ms | {:.3} ms | {:.1} µs | {} |",
+                l.rps, l.p50_ms, l.p99_ms, l.server_cpu_us, l.failures
+            );
+        }
+    }
+    out
 }
 
 /// A load run that also measures the server's CPU time per request: on a machine whose cores

@@ -14,21 +14,12 @@ const LEVELS: [u32; 2] = [16, 64];
 /// What `hello-p3` answers; the hyper baseline answers the same.
 const BODY: &str = "Hello from a WASI 0.3 component!\n";
 
-/// The section of `RESULTS.md`.
-pub fn comparison(
-    root: &Path,
-    trellis: &Path,
-    wasmtime: &Path,
-    baseline: &Path,
-    duration: Duration,
-) -> anyhow::Result<String> {
-    let wasm = root.join("dist/hello-p3.wasm");
-    anyhow::ensure!(wasm.exists(), "{} is missing: run `make bench`", wasm.display());
-    let work = tempfile::tempdir()?;
-    let components = work.path().join("components");
-    std::fs::create_dir_all(&components)?;
-    std::fs::copy(&wasm, components.join("hello-p3.wasm"))?;
-    let trellis = systems::trellis(trellis, &components, &work.path().join("data"), None)?;
+/// The section of `RESULTS.md`: Trellis built in `root`, `wasmtime` and `baseline` the
+/// other two servers' binaries.
+pub fn comparison(root: &Path, wasmtime: &Path, baseline: &Path, duration: Duration) -> anyhow::Result<String> {
+    let (dist, work) = (root.join("dist"), tempfile::tempdir()?);
+    let trellis = systems::trellis_shop(root, &dist, &["hello-p3"], work.path())?;
+    let wasm = dist.join("hello-p3.wasm");
     let wasmtime = systems::wasmtime_serve_wasi3(wasmtime, &wasm)?;
     let hyper = systems::hyper_baseline(baseline, BODY)?;
     let targets = [
@@ -39,20 +30,7 @@ pub fn comparison(
     let loads = rounds::alternate(&targets, &LEVELS, super::ROUNDS, duration)?;
     let names = ["Trellis", "wasmtime serve", "hyper (no wasm)"];
     let mut out = String::from("## HTTP into a WASI 0.3 component: `hello-p3`\n\n");
-    out.push_str(
-        "| connections | system | requests/s | p50 | p99 | server CPU per request | failures |\n\
-         |---|---|---|---|---|---|---|\n",
-    );
-    for (level, connections) in LEVELS.iter().enumerate() {
-        for (system, name) in names.iter().enumerate() {
-            let l = loads[system][level];
-            writeln!(
-                out,
-                "| {connections} | {name} | {:.0} | {:.3} ms | {:.3} ms | {:.1} µs | {} |",
-                l.rps, l.p50_ms, l.p99_ms, l.server_cpu_us, l.failures
-            )?;
-        }
-    }
+    out.push_str(&rounds::table(&names, &LEVELS, &loads));
     out.push_str("\n| connections | Trellis / wasmtime serve | Trellis / hyper |\n|---|---|---|\n");
     for (level, connections) in LEVELS.iter().enumerate() {
         let rps = |system: usize| loads[system][level].rps;

@@ -9,9 +9,8 @@ use std::time::Instant;
 use wasmtime_wasi_http::p2::bindings::Proxy;
 
 use super::LoadedComponent;
-use super::pool::{Alive, Warm};
-use crate::ops::metrics::{ComponentLabels, METRICS};
-use crate::runtime::{CallContext, Fault, HostState, new_store, reason};
+use super::pool::Warm;
+use crate::runtime::{CallContext, Fault, reason};
 
 impl LoadedComponent {
     /// Runs `work` on an instance of this component within `call`'s deadline. A trapped or
@@ -45,9 +44,7 @@ impl LoadedComponent {
             warm.slot = Some(slot);
             return Ok(warm);
         }
-        let (namespace, outbound) = (self.namespace.clone(), self.outbound.clone());
-        let state = HostState::new(self.name.clone(), &self.limits, namespace, outbound, self.log.clone(), call);
-        let mut store = new_store(self.pre.engine(), state);
+        let mut store = self.recipe.store(self.pre.engine(), call);
         let started = Instant::now();
         let instantiated = tokio::time::timeout_at(deadline.into(), self.pre.instantiate_async(&mut store)).await;
         let failed = |reason: String| Fault::Instantiation { component: self.name.to_string(), reason };
@@ -62,9 +59,8 @@ impl LoadedComponent {
                 }
                 failed(why)
             })?;
-        let labels = ComponentLabels { component: self.name.to_string() };
-        METRICS.instantiation_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
-        Ok(Warm { store, instance, slot: Some(slot), proxy: None, idle_since: started, _alive: Alive::new(&self.name) })
+        let alive = self.recipe.made(started);
+        Ok(Warm { store, instance, slot: Some(slot), proxy: None, idle_since: started, _alive: alive })
     }
 
     /// The `wasi:http` bindings of an instance of this component, looked up once per instance.

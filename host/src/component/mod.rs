@@ -34,7 +34,7 @@ use crate::discovery::{Description, WasiHttp};
 use crate::http::router::Route;
 use crate::linking::{Link, ProviderId};
 use crate::runtime::HostState;
-use pool::{Bulkhead, InstancePool};
+use pool::{Bulkhead, InstancePool, Recipe};
 
 /// Exports by interface name, each with its functions' export indices.
 type ExportIndex = HashMap<String, (ComponentExportIndex, HashMap<String, ComponentExportIndex>)>;
@@ -62,11 +62,8 @@ pub struct LoadedComponent {
     exports: ExportIndex,
     pre: InstancePre<HostState>,
     http: Option<Http>,
-    namespace: Namespace,
-    /// The origins it may send HTTP requests to.
-    outbound: Arc<[Origin]>,
-    /// Where its output goes, at its rate.
-    log: GuestLog,
+    /// What its instances' Stores are made from.
+    recipe: Arc<Recipe>,
     pool: InstancePool,
     bulkhead: Bulkhead,
 }
@@ -105,18 +102,19 @@ impl LoadedComponent {
     pub(crate) fn new(parts: Parts) -> wasmtime::Result<Self> {
         let exports = export_index(parts.pre.component(), &parts.description);
         let id = ProviderId { name: parts.name.clone(), version: LOADS.fetch_add(1, Ordering::Relaxed) };
-        let log = GuestLog::new(parts.name.clone(), parts.limits.guest_log_lines_per_second);
+        let recipe = Arc::new(Recipe {
+            name: parts.name.clone(),
+            limits: parts.limits.clone(),
+            namespace: parts.namespace,
+            outbound: parts.outbound,
+            log: GuestLog::new(parts.name.clone(), parts.limits.guest_log_lines_per_second),
+        });
         let http = match parts.description.http() {
             None => None,
             Some(WasiHttp::V0_2) => Some(Http::V0_2(ProxyIndices::new(&parts.pre)?)),
-            Some(WasiHttp::V0_3) => Some(Http::V0_3(ConcurrentHttp::new(
-                parts.name.clone(),
-                parts.limits.clone(),
-                ServicePre::new(parts.pre.clone())?,
-                parts.namespace.clone(),
-                parts.outbound.clone(),
-                log.clone(),
-            ))),
+            Some(WasiHttp::V0_3) => {
+                Some(Http::V0_3(ConcurrentHttp::new(recipe.clone(), ServicePre::new(parts.pre.clone())?)))
+            }
         };
         Ok(Self {
             name: parts.name,
@@ -138,9 +136,7 @@ impl LoadedComponent {
             limits: parts.limits,
             pre: parts.pre,
             http,
-            namespace: parts.namespace,
-            outbound: parts.outbound,
-            log,
+            recipe,
         })
     }
 

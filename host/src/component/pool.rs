@@ -1,6 +1,6 @@
-//! A component's instances: warm ones kept idle for reuse, and the bulkhead that bounds how
-//! many are busy at once and how many callers may wait for one. Making and running
-//! instances is `invoke`'s job.
+//! A component's instances: what a new one's Store is made from (`Recipe`), warm ones kept
+//! idle for reuse, and the bulkhead that bounds how many are busy at once and how many
+//! callers may wait for one. Running instances is `invoke`'s job.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,8 +11,40 @@ use wasmtime::Store;
 use wasmtime::component::Instance;
 use wasmtime_wasi_http::p2::bindings::Proxy;
 
+use crate::capabilities::keyvalue::Namespace;
+use crate::capabilities::logging::GuestLog;
+use crate::capabilities::outbound::Origin;
+use crate::config::Limits;
 use crate::ops::metrics::{ComponentLabels, METRICS};
-use crate::runtime::HostState;
+use crate::runtime::{CallContext, HostState, new_store};
+
+/// What every new Store of one component is made from, for its pool and for its WASI 0.3
+/// instances alike.
+pub(crate) struct Recipe {
+    pub(super) name: Arc<str>,
+    pub(super) limits: Limits,
+    pub(super) namespace: Namespace,
+    /// The origins it may send HTTP requests to.
+    pub(super) outbound: Arc<[Origin]>,
+    /// Where its output goes, at its rate.
+    pub(super) log: GuestLog,
+}
+
+impl Recipe {
+    /// A new Store on `engine`, set up for the work in `call`.
+    pub(super) fn store(&self, engine: &wasmtime::Engine, call: CallContext) -> Store<HostState> {
+        let (namespace, outbound, log) = (self.namespace.clone(), self.outbound.clone(), self.log.clone());
+        new_store(engine, HostState::new(self.name.clone(), &self.limits, namespace, outbound, log, call))
+    }
+
+    /// Records an instance made since `started` (its instantiation time), and counts it alive
+    /// for as long as the returned guard lives.
+    pub(super) fn made(&self, started: Instant) -> Alive {
+        let labels = ComponentLabels { component: self.name.to_string() };
+        METRICS.instantiation_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+        Alive::new(&self.name)
+    }
+}
 
 /// An instance ready to run, with the Store it lives in.
 pub struct Warm {
@@ -31,7 +63,7 @@ pub struct Warm {
 pub(super) struct Alive(ComponentLabels);
 
 impl Alive {
-    pub(super) fn new(component: &str) -> Self {
+    fn new(component: &str) -> Self {
         let labels = ComponentLabels { component: component.to_string() };
         METRICS.instances_alive.get_or_create(&labels).inc();
         Self(labels)

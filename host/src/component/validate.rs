@@ -70,24 +70,24 @@ fn targets_wasi_0_3(bytes: &[u8]) -> bool {
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
         let Ok(payload) = payload else { return false };
-        let names: Vec<&str> = match payload {
+        let found = match payload {
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => {
                 depth += 1;
-                continue;
+                false
             }
             Payload::End(_) => {
                 depth = depth.saturating_sub(1);
-                continue;
+                false
             }
             Payload::ComponentImportSection(imports) if depth == 0 => {
-                imports.into_iter().filter_map(|i| i.ok()).map(|i| i.name.name).collect()
+                imports.into_iter().flatten().any(|i| is_wasi_0_3(i.name.name))
             }
             Payload::ComponentExportSection(exports) if depth == 0 => {
-                exports.into_iter().filter_map(|e| e.ok()).map(|e| e.name.name).collect()
+                exports.into_iter().flatten().any(|e| is_wasi_0_3(e.name.name))
             }
-            _ => continue,
+            _ => false,
         };
-        if names.iter().any(|name| is_wasi_0_3(name)) {
+        if found {
             return true;
         }
     }

@@ -22,13 +22,8 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::{self, Prepared, Proxy};
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
-use crate::capabilities::keyvalue::Namespace;
-use crate::capabilities::logging::GuestLog;
-use crate::capabilities::outbound::Origin;
-use crate::component::pool::Alive;
-use crate::config::Limits;
-use crate::ops::metrics::{ComponentLabels, METRICS};
-use crate::runtime::{CallContext, Fault, HostState, new_store, reason};
+use crate::component::pool::{Alive, Recipe};
+use crate::runtime::{CallContext, Fault, HostState, reason};
 
 /// How long past the request timeout an instance's background work may run once it has no
 /// request left and may not be reused.
@@ -36,12 +31,8 @@ const GRACE: Duration = Duration::from_secs(1);
 
 /// The instances of one component, and what making one takes.
 pub(super) struct Instances {
-    pub(super) name: Arc<str>,
-    pub(super) limits: Limits,
+    pub(super) recipe: Arc<Recipe>,
     pub(super) pre: ServicePre<HostState>,
-    pub(super) namespace: Namespace,
-    pub(super) outbound: Arc<[Origin]>,
-    pub(super) log: GuestLog,
     pub(super) workers: Mutex<Vec<Arc<Worker>>>,
     /// Instances with nothing to do, the most recently used last.
     pub(super) idle: Mutex<Vec<(Instance, Instant)>>,
@@ -84,9 +75,10 @@ impl Instances {
 
     /// Keeps an instance that finished cleanly for later requests, if there is room.
     pub(super) fn keep(&self, instance: Instance) {
-        let fits = instance.store.data().memory_used() <= crate::config::mib(self.limits.max_idle_instance_mib);
+        let limits = &self.recipe.limits;
+        let fits = instance.store.data().memory_used() <= crate::config::mib(limits.max_idle_instance_mib);
         let mut idle = self.idle.lock().unwrap();
-        if self.limits.instance_reuse && fits && idle.len() < self.limits.max_idle_instances {
+        if limits.instance_reuse && fits && idle.len() < limits.max_idle_instances {
             idle.push((instance, Instant::now()));
         }
     }
@@ -143,7 +135,7 @@ async fn run(
         Ok(instance) => instance,
         Err(error) => {
             let why = reason(&error);
-            tracing::warn!(component = &*instances.name, reason = why, "cannot instantiate a WASI 0.3 instance");
+            tracing::warn!(component = &*instances.recipe.name, reason = why, "cannot instantiate a WASI 0.3 instance");
             me.accepting.store(false, Ordering::Relaxed);
             while instances.leave(&me, &mut jobs).is_none() {
                 while let Ok(job) = jobs.try_recv() {
@@ -159,8 +151,9 @@ async fn run(
         Ok(true) => instances.keep(instance),
         Ok(false) => {}
         Err(error) => {
-            let fault = Fault::classify(&instances.name, &error, instance.store.data().ran_out_of_memory());
-            tracing::warn!(component = &*instances.name, reason = %fault, "a WASI 0.3 instance ended with a fault");
+            let name = &instances.recipe.name;
+            let fault = Fault::classify(name, &error, instance.store.data().ran_out_of_memory());
+            tracing::warn!(component = &**name, reason = %fault, "a WASI 0.3 instance ended with a fault");
             // The requests it still held get no answer: their callers say the instance failed.
             me.accepting.store(false, Ordering::Relaxed);
             while instances.leave(&me, &mut jobs).is_none() {
@@ -172,18 +165,13 @@ async fn run(
 
 /// A new instance in a Store of its own, within the request timeout.
 async fn instantiate(instances: &Instances) -> wasmtime::Result<Instance> {
-    let limits = &instances.limits;
-    let call =
-        CallContext { deadline: Instant::now() + limits.request_timeout, depth: 0, correlation_id: Arc::from("-") };
-    let (namespace, outbound) = (instances.namespace.clone(), instances.outbound.clone());
-    let state = HostState::new(instances.name.clone(), limits, namespace, outbound, instances.log.clone(), call);
-    let mut store = new_store(instances.pre.engine(), state);
+    let (recipe, timeout) = (&instances.recipe, instances.recipe.limits.request_timeout);
+    let call = CallContext { deadline: Instant::now() + timeout, depth: 0, correlation_id: Arc::from("-") };
+    let mut store = recipe.store(instances.pre.engine(), call);
     let started = Instant::now();
-    let instantiated = tokio::time::timeout(limits.request_timeout, instances.pre.instantiate_async(&mut store)).await;
+    let instantiated = tokio::time::timeout(timeout, instances.pre.instantiate_async(&mut store)).await;
     let service = instantiated.map_err(|_| wasmtime::format_err!("it did not finish within the request timeout"))??;
-    let labels = ComponentLabels { component: instances.name.to_string() };
-    METRICS.instantiation_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
-    Ok(Instance { store, proxy: Proxy::P3(service), _alive: Alive::new(&instances.name) })
+    Ok(Instance { store, proxy: Proxy::P3(service), _alive: recipe.made(started) })
 }
 
 /// The worker's loop inside its Store's event loop: whether the instance may be reused.
@@ -194,7 +182,7 @@ async fn serve(
     jobs: &mut mpsc::UnboundedReceiver<Box<Job>>,
     proxy: &Proxy,
 ) -> wasmtime::Result<bool> {
-    let limits = &instances.limits;
+    let limits = &instances.recipe.limits;
     let mut running = FuturesUnordered::new();
     loop {
         let idle = running.is_empty();

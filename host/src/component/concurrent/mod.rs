@@ -27,11 +27,7 @@ use wasmtime_wasi_http::handler::{self, ExpirationError};
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
 
-use super::pool::Bulkhead;
-use crate::capabilities::keyvalue::Namespace;
-use crate::capabilities::logging::GuestLog;
-use crate::capabilities::outbound::Origin;
-use crate::config::Limits;
+use super::pool::{Bulkhead, Recipe};
 use crate::runtime::{CallContext, Fault, HostState};
 use instances::{Driven, Instances, Job, Worker};
 
@@ -90,19 +86,13 @@ pub(crate) enum Unanswered {
 }
 
 impl ConcurrentHttp {
-    pub(crate) fn new(
-        name: Arc<str>,
-        limits: Limits,
-        pre: ServicePre<HostState>,
-        namespace: Namespace,
-        outbound: Arc<[Origin]>,
-        log: GuestLog,
-    ) -> Self {
+    pub(crate) fn new(recipe: Arc<Recipe>, pre: ServicePre<HostState>) -> Self {
+        let limits = &recipe.limits;
         let in_flight = limits.max_instances.saturating_mul(limits.instance_concurrency.max(1));
         let gate = Bulkhead::new(in_flight, limits.max_queue);
         let parallel = std::thread::available_parallelism().map_or(1, |n| n.get()).min(limits.max_instances.max(1));
         let (workers, idle) = (Mutex::new(Vec::new()), Mutex::new(Vec::new()));
-        let instances = Instances { name, limits, pre, namespace, outbound, log, workers, idle, parallel };
+        let instances = Instances { recipe, pre, workers, idle, parallel };
         Self { instances: Arc::new(instances), gate }
     }
 
@@ -113,7 +103,7 @@ impl ConcurrentHttp {
         call: CallContext,
     ) -> Result<handler::Response, Unanswered> {
         let deadline = call.deadline;
-        let name = &*self.instances.name;
+        let name = &*self.instances.recipe.name;
         let busy = |why| Unanswered::Fault(Fault::Busy(format!("component '{name}' is busy: {why}")));
         let _slot = self.gate.enter(deadline).await.map_err(busy)?;
         let (reply, answer) = oneshot::channel();
@@ -139,7 +129,7 @@ impl ConcurrentHttp {
             biased;
             () = &mut worker => (&mut answer).await,
             got = &mut answer => got,
-            () = &mut late => return Err(Unanswered::Fault(Fault::Timeout(self.instances.name.to_string()))),
+            () = &mut late => return Err(Unanswered::Fault(Fault::Timeout(self.instances.recipe.name.to_string()))),
         };
         let result = match self.answered(Ok(got)) {
             Ok(response) if worker.running() => {
@@ -176,7 +166,7 @@ impl ConcurrentHttp {
         &self,
         got: Result<Result<wasmtime::Result<handler::Response>, oneshot::Canceled>, ()>,
     ) -> Result<handler::Response, Unanswered> {
-        let name = &*self.instances.name;
+        let name = &*self.instances.recipe.name;
         match got {
             Ok(Ok(Ok(response))) => Ok(response),
             Ok(Ok(Err(error))) => Err(unanswered(name, &error)),
@@ -217,7 +207,7 @@ fn unanswered(component: &str, error: &wasmtime::Error) -> Unanswered {
 
 /// Sends `job` to a running worker, or starts one for it and returns it to drive.
 fn assign(this: &Arc<Instances>, job: Box<Job>) -> Option<Driven> {
-    let room = this.limits.instance_concurrency.max(1);
+    let room = this.recipe.limits.instance_concurrency.max(1);
     let mut workers = this.workers.lock().unwrap();
     workers.retain(|w| !w.jobs.is_closed());
     let open = |w: &&Arc<Worker>| w.accepting.load(Ordering::Relaxed) && w.held.load(Ordering::Relaxed) < room;
