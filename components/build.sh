@@ -67,17 +67,19 @@ install_wasm() {
   cmp -s "$1" "$2" || { cp "$1" "$2.tmp" && mv -f "$2.tmp" "$2"; }
 }
 
-# Test-only builds of the user service with a feature on: its successor (`next`) and one with
-# crash points after its write, before its answer (`crash-points`). Built first, and only when their sources
-# changed (each switch of features recompiles the crate), so that the full build below leaves
-# the regular build in target/.
-for variant in next:user-service-next crash-points:user-service-crash; do
-  feature=${variant%%:*}
-  built="$dist/testing/${variant#*:}.wasm"
-  if [[ ! -f $built ]] || [[ -n $(find user-service service-kit guest-http Cargo.lock ../wit -newer "$built" \
+# Test-only builds of a crate with a feature on (PACKAGE:SOURCE-DIR:FEATURE:OUTPUT): the user
+# service's successor (`next`) and one with crash points after its write, before its answer
+# (`crash-points`); the events test component's fixed successor (`fixed`). Built first, and only
+# when their sources changed (each switch of features recompiles the crate), so that the full
+# build below leaves the regular builds in target/.
+for variant in user-service:user-service:next:user-service-next \
+  user-service:user-service:crash-points:user-service-crash events:testing/events:fixed:events-fixed; do
+  IFS=: read -r package source feature output <<<"$variant"
+  built="$dist/testing/$output.wasm"
+  if [[ ! -f $built ]] || [[ -n $(find "$source" service-kit guest-http Cargo.lock ../wit -newer "$built" \
     -not -path '*/target/*' -print -quit) ]]; then
-    wasm_build -p user-service --features "$feature"
-    install_wasm "$out/user_service.wasm" "$built"
+    wasm_build -p "$package" --features "$feature"
+    install_wasm "$out/${package//-/_}.wasm" "$built"
     touch "$built"
   fi
 done

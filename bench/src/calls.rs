@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use trellis::Storage;
-use trellis::breaker::{Breaker, BreakerConfig, Outcome, SystemClock};
+use trellis::breaker::{Breaker, BreakerConfig, Clock, Outcome, SystemClock};
 use trellis::config::Config;
-use trellis::{CallContext, Engines, Registry, Shared};
+use trellis::{Bus, CallContext, Engines, Registry, Shared};
 use wasmtime::component::Val;
 
 /// Calls per timed round: enough that timer resolution does not matter.
@@ -46,7 +46,9 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::default();
     let engines = Engines::new(&config, &work.path().join("cache"))?;
     let storage = Storage::open(&work.path().join("store.redb"), 64 * 1024 * 1024)?;
-    let shared = Arc::new(Shared { engines, config, storage, clock: Arc::new(SystemClock) });
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let bus = Bus::open(storage.clone(), config.clone(), clock.clone())?;
+    let shared = Arc::new(Shared { engines, config, storage, clock, bus });
     let registry = Registry::new(shared);
     registry.rescan(&components).await?;
     let snapshot = registry.snapshot();

@@ -13,7 +13,9 @@
 //! - [`registry`]: the loaded set: snapshot, loader, resolver, folder scan and watcher.
 //! - `linking`: links between components: forwarding calls, the unavailable convention.
 //! - [`breaker`]: the circuit breaker on every link.
-//! - [`capabilities`]: what the host provides to guests besides WASI (`wasi:keyvalue`, `wasi:logging`).
+//! - [`capabilities`]: what the host provides to guests besides WASI (`wasi:keyvalue`,
+//!   `wasi:logging`, `wasi:messaging`).
+//! - `events`: the durable bus behind `wasi:messaging`: the log, subscribers, delivery.
 //! - `http`: the listeners, the router, and dispatching a request into a component.
 //! - `ops`: health, the admin API, metrics and the services report.
 
@@ -26,6 +28,7 @@ pub mod cli;
 pub(crate) mod component;
 pub mod config;
 pub(crate) mod discovery;
+pub(crate) mod events;
 pub(crate) mod http;
 pub(crate) mod linking;
 pub(crate) mod ops;
@@ -35,6 +38,7 @@ pub(crate) mod runtime;
 // The public API: what the binary, the benchmarks and the tests use.
 pub use capabilities::keyvalue::Storage;
 pub use component::{LoadedComponent, Warm};
+pub use events::Bus;
 pub use ops::report;
 pub use registry::{Registry, Shared};
 pub use runtime::{CallContext, Engines};

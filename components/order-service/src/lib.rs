@@ -1,9 +1,11 @@
 //! The order service. Over HTTP: `/api/v1/orders` (create, list with filters),
 //! `/api/v1/orders/{id}` (get, status change, cancel) and `/api/v1/orders/user/{user_id}`.
 //! It checks users only through its `shop:users/api` import, which Trellis links to the
-//! user service; to other services it offers `shop:orders/api`.
+//! user service; to other services it offers `shop:orders/api`. It publishes its orders'
+//! events and, receiving `users.deleted`, cancels that user's open orders (`saga`).
 
 mod orders;
+mod saga;
 
 use guest_http::{Answer, Request, Response};
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
@@ -20,6 +22,8 @@ wit_bindgen::generate!({
         "trellis:keyvalue/ordered@0.1.0": service_kit::trellis::keyvalue::ordered,
         "trellis:keyvalue/sequences@0.1.0": service_kit::trellis::keyvalue::sequences,
         "wasi:logging/logging@0.1.0-draft": service_kit::wasi::logging::logging,
+        "wasi:messaging/types@0.2.0-draft": service_kit::wasi::messaging::types,
+        "wasi:messaging/producer@0.2.0-draft": service_kit::wasi::messaging::producer,
     },
     // The WIT records are the stored and served JSON too; a status is its lowercase name.
     additional_derives: [serde::Serialize, serde::Deserialize],

@@ -6,11 +6,15 @@
 //! `user/ID`, `status/NAME`) and the revenue, all changed in one atomic write with the order
 //! (`service_kit::Changes`). Listing reads one page of an index, totals and figures are read,
 //! never counted: every answer costs the same at a thousand orders as at a million.
+//!
+//! Each change, once stored, is published: `orders.created` (`{"order_id", "user_id",
+//! "order"}`) and `orders.status-changed` (`{"order_id", "user_id", "old_status",
+//! "new_status"}`).
 
 use guest_http::{Answer, Request, Response};
 use serde::Deserialize;
-use serde_json::Value;
-use service_kit::{Changes, Index, Paging, StorageError, Table, invalid, parse_id, read_count};
+use serde_json::{Value, json};
+use service_kit::{Changes, Index, Paging, StorageError, Table, events, invalid, parse_id, read_count};
 
 use crate::exports::shop::orders::api::{self, Item, Order, ProductId, Status};
 use crate::shop::users::api as users;
@@ -36,7 +40,7 @@ impl Status {
     }
 }
 
-fn orders() -> Result<Table, StorageError> {
+pub(crate) fn orders() -> Result<Table, StorageError> {
     let orders = Table::open("orders")?;
     service_kit::index_existing(&orders, index_order)?;
     Ok(orders)
@@ -46,7 +50,7 @@ fn all() -> Index {
     Index::new("all")
 }
 
-fn of_user_index(user_id: u64) -> Index {
+pub(crate) fn of_user_index(user_id: u64) -> Index {
     Index::new(format!("user/{user_id}"))
 }
 
@@ -177,6 +181,7 @@ pub fn create(request: &Request) -> Answer {
     index_order(&mut changes, &order);
     changes.commit(orders.bucket())?;
     service_kit::info("orders", &format!("created order {id} for user {user_id}"));
+    let _ = events::publish("orders.created", &json!({"order_id": id, "user_id": user_id, "order": &order}));
     Ok(Response::json(201, &order))
 }
 
@@ -262,7 +267,7 @@ pub fn of_user(user_id: u64) -> Answer {
 
 /// Moves an order to `next` and answers with `done`, or explains why it cannot. The order,
 /// its status index and the revenue change together; a concurrent change is retried.
-fn transition(id: u64, next: Status, done: impl FnOnce(&Order) -> Response) -> Answer {
+pub(crate) fn transition(id: u64, next: Status, done: impl FnOnce(&Order) -> Response) -> Answer {
     let orders = orders()?;
     for _ in 0..8 {
         let stored =
@@ -285,6 +290,8 @@ fn transition(id: u64, next: Status, done: impl FnOnce(&Order) -> Response) -> A
             changes.add(REVENUE.into(), -micros(order.total));
         }
         if changes.commit(orders.bucket())? {
+            let changed = json!({"order_id": id, "user_id": order.user_id, "old_status": was, "new_status": next});
+            let _ = events::publish("orders.status-changed", &changed);
             return Ok(done(&order));
         }
     }

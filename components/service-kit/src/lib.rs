@@ -1,15 +1,17 @@
 //! What every shop service shares: JSON records in `wasi:keyvalue` buckets keyed by id,
-//! id counters, indexes and totals written atomically with their records (`index`), paging, timestamps, `wasi:logging`, serving a request with the service's
+//! id counters, indexes and totals written atomically with their records (`index`), paging,
+//! timestamps, `wasi:logging`, events through `wasi:messaging` (`events`), serving a request with the service's
 //! version, and the `trellis:http/routes` export ([`export_routes!`]). The bindings for the
 //! host interfaces are generated here once; services reuse them through `with`.
 
+pub mod events;
 pub mod index;
 pub mod paging;
 pub mod table;
 
 wit_bindgen::generate!({
     path: "../../wit",
-    world: "trellis:worlds/host",
+    world: "trellis:worlds/service",
     generate_all,
 });
 

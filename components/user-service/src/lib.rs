@@ -19,6 +19,8 @@ wit_bindgen::generate!({
         "trellis:keyvalue/ordered@0.1.0": service_kit::trellis::keyvalue::ordered,
         "trellis:keyvalue/sequences@0.1.0": service_kit::trellis::keyvalue::sequences,
         "wasi:logging/logging@0.1.0-draft": service_kit::wasi::logging::logging,
+        "wasi:messaging/types@0.2.0-draft": service_kit::wasi::messaging::types,
+        "wasi:messaging/producer@0.2.0-draft": service_kit::wasi::messaging::producer,
     },
     // The WIT records are the stored and served JSON too.
     additional_derives: [serde::Serialize, serde::Deserialize],

@@ -5,10 +5,13 @@
 //! total. A user, its claim and the index change together in one atomic write, so a crash
 //! can never leave an email claimed by nobody or a user without its claim; a claim is taken
 //! by expecting it absent, so of two racing sign-ups with one email exactly one wins.
+//!
+//! Each change, once stored, is published: `users.created`, `users.updated`, `users.deleted`,
+//! each `{"user_id", "user"}`.
 
 use guest_http::{Answer, Request, Response};
-use serde_json::Value;
-use service_kit::{Changes, Index, Paging, StorageError, Table, invalid};
+use serde_json::{Value, json};
+use service_kit::{Changes, Index, Paging, StorageError, Table, events, invalid};
 
 /// A user: the WIT record, stored and served as JSON exactly as other services receive it.
 pub use crate::exports::shop::users::api::User;
@@ -143,6 +146,7 @@ pub fn create(request: &Request) -> Answer {
     }
     crash_point(request, "after-claim");
     service_kit::info("users", &format!("created user {id}"));
+    let _ = events::publish("users.created", &json!({"user_id": id, "user": &user}));
     Ok(Response::json(201, &user))
 }
 
@@ -190,6 +194,7 @@ pub fn update(request: &Request, id: u64) -> Answer {
         }
         if changes.commit(users.bucket())? {
             crash_point(request, "after-record");
+            let _ = events::publish("users.updated", &json!({"user_id": id, "user": &user}));
             return Ok(Response::json(200, &user));
         }
         if moved && users.bucket().get(&claim(&user.email))?.is_some() {
@@ -209,6 +214,7 @@ pub fn delete(request: &Request, id: u64) -> Answer {
         if changes.commit(users.bucket())? {
             crash_point(request, "after-record");
             service_kit::info("users", &format!("deleted user {id}"));
+            let _ = events::publish("users.deleted", &json!({"user_id": id, "user": &user}));
             return Ok(Response::empty());
         }
     }

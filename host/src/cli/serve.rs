@@ -12,9 +12,10 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use super::ServeArgs;
-use crate::breaker::SystemClock;
+use crate::breaker::{Clock, SystemClock};
 use crate::capabilities::keyvalue::Storage;
 use crate::config::{Config, Settings};
+use crate::events::Bus;
 use crate::http::listener::{self, Services};
 use crate::ops::admin::Admin;
 use crate::ops::endpoints::Endpoints;
@@ -46,7 +47,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let engines = Engines::new(&config, &data.join("cache"))?;
     let storage =
         Storage::open(&data.join("store.redb"), settings.storage_cache_bytes).context("cannot open the storage")?;
-    let shared = Arc::new(Shared { engines, config, storage: storage.clone(), clock: Arc::new(SystemClock) });
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let bus = Bus::open(storage.clone(), config.clone(), clock.clone()).context("cannot open the events bus")?;
+    let shared = Arc::new(Shared { engines, config, storage: storage.clone(), clock, bus });
     let registry = Arc::new(Registry::new(shared));
     let draining = Arc::new(AtomicBool::new(false));
     let supervisor = Arc::new(Supervisor::default());

@@ -1,12 +1,13 @@
 //! What one loaded component is: its compiled code pre-instantiated once, what discovery
 //! found in it, its links to providers and its routes, its pool of warm instances behind a
 //! bulkhead (`pool`), how guest code is run on them (`invoke`), how its exports answer
-//! links (`callee`), and how a WASI 0.3 component answers several requests per instance
-//! (`concurrent`). Reading and checking its file is `validate`. Which components are
+//! links (`callee`), how a WASI 0.3 component answers several requests per instance
+//! (`concurrent`), and how it receives messages (`deliver`). Reading and checking its file is `validate`. Which components are
 //! loaded and how they link is the registry's job; serving requests is the HTTP layer's.
 
 mod callee;
 mod concurrent;
+mod deliver;
 mod invoke;
 mod pool;
 mod validate;
@@ -28,6 +29,7 @@ use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::capabilities::keyvalue::Namespace;
 use crate::capabilities::logging::GuestLog;
+use crate::capabilities::messaging::{Broker, TopicPattern};
 use crate::capabilities::outbound::Origin;
 use crate::config::{Limits, mib};
 use crate::discovery::{Description, WasiHttp};
@@ -57,11 +59,14 @@ pub struct LoadedComponent {
     /// Its imports from other components, one link each.
     pub links: Vec<Arc<Link>>,
     pub routes: Vec<Route>,
+    /// The topics it receives messages on (empty unless it exports `incoming-handler`).
+    pub subscriptions: Vec<TopicPattern>,
     /// Its limits: the global ones with its own overrides from the config file.
     pub limits: Limits,
     exports: ExportIndex,
     pre: InstancePre<HostState>,
     http: Option<Http>,
+    receiver: Option<deliver::Receiver>,
     /// What its instances' Stores are made from.
     recipe: Arc<Recipe>,
     pool: InstancePool,
@@ -87,6 +92,7 @@ pub(crate) struct Parts {
     pub(crate) pre: InstancePre<HostState>,
     pub(crate) namespace: Namespace,
     pub(crate) outbound: Arc<[Origin]>,
+    pub(crate) broker: Arc<dyn Broker>,
     pub(crate) limits: Limits,
 }
 
@@ -108,7 +114,12 @@ impl LoadedComponent {
             namespace: parts.namespace,
             outbound: parts.outbound,
             log: GuestLog::new(parts.name.clone(), parts.limits.guest_log_lines_per_second),
+            broker: parts.broker,
         });
+        let receiver = match parts.description.receives_messages() {
+            true => Some(deliver::Receiver::new(&parts.pre)?),
+            false => None,
+        };
         let http = match parts.description.http() {
             None => None,
             Some(WasiHttp::V0_2) => Some(Http::V0_2(ProxyIndices::new(&parts.pre)?)),
@@ -126,6 +137,7 @@ impl LoadedComponent {
             description: parts.description,
             links: parts.links,
             routes: Vec::new(),
+            subscriptions: Vec::new(),
             exports,
             pool: InstancePool::new(
                 parts.limits.instance_reuse,
@@ -136,6 +148,7 @@ impl LoadedComponent {
             limits: parts.limits,
             pre: parts.pre,
             http,
+            receiver,
             recipe,
         })
     }

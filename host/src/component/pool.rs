@@ -13,6 +13,7 @@ use wasmtime_wasi_http::p2::bindings::Proxy;
 
 use crate::capabilities::keyvalue::Namespace;
 use crate::capabilities::logging::GuestLog;
+use crate::capabilities::messaging::Broker;
 use crate::capabilities::outbound::Origin;
 use crate::config::Limits;
 use crate::ops::metrics::{ComponentLabels, METRICS};
@@ -28,13 +29,17 @@ pub(crate) struct Recipe {
     pub(super) outbound: Arc<[Origin]>,
     /// Where its output goes, at its rate.
     pub(super) log: GuestLog,
+    /// Where the messages it sends go.
+    pub(super) broker: Arc<dyn Broker>,
 }
 
 impl Recipe {
     /// A new Store on `engine`, set up for the work in `call`.
     pub(super) fn store(&self, engine: &wasmtime::Engine, call: CallContext) -> Store<HostState> {
         let (namespace, outbound, log) = (self.namespace.clone(), self.outbound.clone(), self.log.clone());
-        new_store(engine, HostState::new(self.name.clone(), &self.limits, namespace, outbound, log, call))
+        let state =
+            HostState::new(self.name.clone(), &self.limits, namespace, outbound, log, self.broker.clone(), call);
+        new_store(engine, state)
     }
 
     /// Records an instance made since `started` (its instantiation time), and counts it alive

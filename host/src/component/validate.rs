@@ -1,6 +1,6 @@
 //! Reading a component file: the checks that tell a user what is wrong with it (a core
-//! module, not WebAssembly at all, not a valid component), which WASI release it targets
-//! (and so which engine runs it), compilation, and its digest.
+//! module, not WebAssembly at all, not a valid component), whether it uses the component
+//! model's async features (and so which engine runs it), compilation, and its digest.
 //! Shared by the loader and `trellis inspect`, so both say the same thing about a file.
 
 use std::io::Read;
@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
-use wasmparser::{Parser, Payload};
+use wasmparser::{ComponentType, ComponentTypeDeclaration, InstanceTypeDeclaration, Parser, Payload};
 use wasmtime::component::Component;
 
 use crate::runtime::Engines;
@@ -33,7 +33,8 @@ pub(crate) struct Compiled {
     pub component: Component,
     /// Hex SHA-256 of the file: the same bytes always have the same digest.
     pub digest: String,
-    /// Whether it targets WASI 0.3 and so runs on the concurrent engine.
+    /// Whether it uses the component model's async features (WASI 0.3, `wasi:messaging`)
+    /// and so runs on the concurrent engine.
     pub concurrent: bool,
 }
 
@@ -55,18 +56,19 @@ pub(crate) fn compile(engines: &Engines, path: &Path, max_mib: u64) -> anyhow::R
     check_header(&bytes, path)?;
     file.read_to_end(&mut bytes).with_context(cannot_read)?;
     let digest = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-    let concurrent = targets_wasi_0_3(&bytes);
+    let concurrent = needs_async(&bytes);
     let component = Component::new(engines.for_component(concurrent), &bytes)
         .map_err(|e| anyhow::anyhow!("{} is not a valid component: {e:#}", path.display()))?;
     Ok(Compiled { component, digest, concurrent })
 }
 
-/// Whether the component imports or exports a WASI 0.3 interface (`wasi:http/handler@0.3.0`,
-/// `wasi:clocks/monotonic-clock@0.3.0`...): those use the component model's async features,
-/// which only the concurrent engine runs. Only the component's own imports and exports
-/// count, not those of components nested in it; a file that does not parse is left to the
-/// compiler to explain.
-fn targets_wasi_0_3(bytes: &[u8]) -> bool {
+/// Whether the component uses the component model's async features, which only the
+/// concurrent engine runs: it imports or exports a WASI 0.3 interface
+/// (`wasi:http/handler@0.3.0`, `wasi:clocks/monotonic-clock@0.3.0`...), or its own types
+/// hold an `async` function (`wasi:messaging`'s, say). Only the component's own imports,
+/// exports and types count, not those of components nested in it; a file that does not
+/// parse is left to the compiler to explain.
+fn needs_async(bytes: &[u8]) -> bool {
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
         let Ok(payload) = payload else { return false };
@@ -85,6 +87,7 @@ fn targets_wasi_0_3(bytes: &[u8]) -> bool {
             Payload::ComponentExportSection(exports) if depth == 0 => {
                 exports.into_iter().flatten().any(|e| is_wasi_0_3(e.name.name))
             }
+            Payload::ComponentTypeSection(types) if depth == 0 => types.into_iter().flatten().any(|t| has_async(&t)),
             _ => false,
         };
         if found {
@@ -92,6 +95,20 @@ fn targets_wasi_0_3(bytes: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// Whether a type is, or declares within it, an `async` function type.
+fn has_async(ty: &ComponentType) -> bool {
+    match ty {
+        ComponentType::Func(func) => func.async_,
+        ComponentType::Instance(decls) => {
+            decls.iter().any(|d| matches!(d, InstanceTypeDeclaration::Type(t) if has_async(t)))
+        }
+        ComponentType::Component(decls) => {
+            decls.iter().any(|d| matches!(d, ComponentTypeDeclaration::Type(t) if has_async(t)))
+        }
+        ComponentType::Defined(_) | ComponentType::Resource { .. } => false,
+    }
 }
 
 fn is_wasi_0_3(name: &str) -> bool {

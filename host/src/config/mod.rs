@@ -30,6 +30,60 @@ pub struct Config {
     pub providers: BTreeMap<String, String>,
     /// Per-component settings, by component name (its file name without `.wasm`).
     pub components: BTreeMap<String, ComponentConfig>,
+    /// Events between components (`wasi:messaging`): delivery and retention.
+    pub messaging: Messaging,
+}
+
+/// How messages are delivered and how long they are kept. Durations are whole milliseconds.
+#[serde_as]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Messaging {
+    /// Deliveries under way at once per subscriber. 1 keeps each topic's publish order.
+    pub max_in_flight: usize,
+    /// Attempts to deliver one message (the first included) before it is dead-lettered.
+    pub max_deliveries: u32,
+    /// The wait before the first retry; each later one waits twice as long, with jitter.
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub retry_backoff: Duration,
+    /// The longest wait between two attempts.
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub retry_backoff_max: Duration,
+    /// How long a removed subscriber's position is kept: put back within it, it resumes
+    /// where it stopped; later, it starts afresh and what only it still needed is let go.
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub subscriber_retention: Duration,
+    /// The most messages are kept, even when a subscriber has not acknowledged them.
+    pub retention: Retention,
+}
+
+/// Bounds on the stored messages: the oldest go first past either.
+#[serde_as]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub max_age: Duration,
+    pub max_mib: u64,
+}
+
+impl Default for Messaging {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 1,
+            max_deliveries: 5,
+            retry_backoff: Duration::from_millis(200),
+            retry_backoff_max: Duration::from_secs(30),
+            subscriber_retention: Duration::from_secs(24 * 3600),
+            retention: Retention::default(),
+        }
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { max_age: Duration::from_secs(7 * 24 * 3600), max_mib: 1024 }
+    }
 }
 
 /// Limits that apply to every component unless its own section overrides them. Durations
@@ -168,6 +222,13 @@ pub struct ComponentConfig {
     pub max_value_bytes: Option<usize>,
     pub max_keys: Option<u64>,
     pub max_storage_mib: Option<u64>,
+    /// Replaces the topic patterns the component subscribes to (its
+    /// `trellis:messaging/subscriptions` export), e.g. `["orders.>"]`.
+    pub subscribe: Option<Vec<String>>,
+    /// Its own `messaging.max_in_flight`.
+    pub max_in_flight: Option<usize>,
+    /// Its own `messaging.max_deliveries`.
+    pub max_deliveries: Option<u32>,
 }
 
 impl Config {
@@ -198,6 +259,16 @@ impl Config {
             limits.max_storage_mib = own.max_storage_mib.unwrap_or(limits.max_storage_mib);
         }
         limits
+    }
+
+    /// The delivery settings of subscriber `component`: the global ones with its overrides.
+    pub fn messaging_for(&self, component: &str) -> Messaging {
+        let mut messaging = self.messaging.clone();
+        if let Some(own) = self.components.get(component) {
+            messaging.max_in_flight = own.max_in_flight.unwrap_or(messaging.max_in_flight).max(1);
+            messaging.max_deliveries = own.max_deliveries.unwrap_or(messaging.max_deliveries).max(1);
+        }
+        messaging
     }
 
     /// The largest table any component may have, which sizes the engine's pool.

@@ -1,6 +1,6 @@
 //! What a component provides and needs, read from its own component type (no manifest):
-//! the interfaces it imports and exports with their functions, whether it serves HTTP, and
-//! whether it declares its routes; and whether two components agree on a function's type
+//! the interfaces it imports and exports with their functions, whether it serves HTTP,
+//! whether it declares its routes, and whether it receives messages; and whether two components agree on a function's type
 //! (`typecheck`). Deciding who provides what to whom is the registry's job.
 
 mod typecheck;
@@ -30,6 +30,10 @@ pub enum WasiHttp {
 }
 /// The export through which a component declares its routes.
 pub(crate) const ROUTES_INTERFACE: &str = "trellis:http/routes";
+/// The interface a component exports to receive messages.
+pub(crate) const MESSAGE_HANDLER: &str = "wasi:messaging/incoming-handler";
+/// The export through which a component declares the topics it receives.
+pub(crate) const SUBSCRIPTIONS_INTERFACE: &str = "trellis:messaging/subscriptions";
 /// The host's own interfaces next to WASI's, which it provides to every component.
 const HOST_INTERFACES: &[&str] = &["trellis:keyvalue/ordered", "trellis:keyvalue/sequences"];
 
@@ -159,6 +163,14 @@ impl Description {
 
     pub fn declares_routes(&self) -> bool {
         self.export_named(ROUTES_INTERFACE).is_some()
+    }
+
+    pub fn receives_messages(&self) -> bool {
+        self.export_named(MESSAGE_HANDLER).is_some()
+    }
+
+    pub fn declares_subscriptions(&self) -> bool {
+        self.export_named(SUBSCRIPTIONS_INTERFACE).is_some()
     }
 
     pub fn export_named(&self, base: &str) -> Option<&Interface> {

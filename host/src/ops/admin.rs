@@ -4,6 +4,9 @@
 //! - `POST /_trellis/reload`: rescan the components folder now (new, changed, removed files).
 //! - `POST /_trellis/breakers/{open|close|reset}` with `{"caller", "interface"}`: operator
 //!   control of one link's breaker (force open, force closed, back to a fresh closed state).
+//! - `GET /_trellis/messaging`: topics, subscribers with their lag, and dead letters.
+//! - `POST /_trellis/messaging/replay`, optionally with `{"subscriber", "ids"}`: deliver dead
+//!   letters again (all of them, one subscriber's, or only those numbered).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,6 +38,14 @@ pub(crate) enum BreakerAction {
     Open,
     Close,
     Reset,
+}
+
+/// Which dead letters to replay: all when absent.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReplayRef {
+    subscriber: Option<String>,
+    ids: Option<Vec<u64>>,
 }
 
 /// Names one link's breaker: the importing component and the interface it imports
@@ -78,10 +89,38 @@ impl Admin {
         }
     }
 
+    pub(crate) fn messaging(&self) -> Response {
+        match self.registry.bus().status() {
+            Ok(status) => responses::json(StatusCode::OK, &status),
+            Err(e) => responses::error(StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", format!("{e:#}")),
+        }
+    }
+
+    pub(crate) async fn replay(&self, request: http::Request<Incoming>) -> Response {
+        let body = match read_body(request).await {
+            Ok(body) => body,
+            Err(refused) => return refused,
+        };
+        let which: ReplayRef = match body.iter().all(u8::is_ascii_whitespace) {
+            true => ReplayRef::default(),
+            false => match serde_json::from_slice(&body) {
+                Ok(which) => which,
+                Err(e) => {
+                    let message = format!("expected nothing, or {{\"subscriber\": ..., \"ids\": [...]}}: {e}");
+                    return responses::error(StatusCode::BAD_REQUEST, "malformed_json", message);
+                }
+            },
+        };
+        match self.registry.bus().replay(which.subscriber.as_deref(), which.ids.as_deref()) {
+            Ok(replayed) => responses::json(StatusCode::ACCEPTED, &replayed),
+            Err(e) => responses::error(StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", format!("{e:#}")),
+        }
+    }
+
     pub(crate) async fn breaker(&self, action: BreakerAction, request: http::Request<Incoming>) -> Response {
-        let body = match Limited::new(request.into_body(), MAX_ADMIN_BODY).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(e) => return responses::error(StatusCode::BAD_REQUEST, "bad_body", e.to_string()),
+        let body = match read_body(request).await {
+            Ok(body) => body,
+            Err(refused) => return refused,
         };
         let target: BreakerRef = match serde_json::from_slice(&body) {
             Ok(target) => target,
@@ -111,5 +150,13 @@ impl Admin {
         }
         tracing::info!(caller = target.caller, interface = target.interface, ?action, "breaker changed by an operator");
         responses::json(StatusCode::OK, &linked.breaker.snapshot())
+    }
+}
+
+/// An admin request's body, up to [`MAX_ADMIN_BODY`].
+async fn read_body(request: http::Request<Incoming>) -> Result<bytes::Bytes, Response> {
+    match Limited::new(request.into_body(), MAX_ADMIN_BODY).collect().await {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(e) => Err(responses::error(StatusCode::BAD_REQUEST, "bad_body", e.to_string())),
     }
 }

@@ -26,6 +26,8 @@ enum Endpoint {
     Services,
     Reload,
     Breaker(BreakerAction),
+    Messaging,
+    Replay,
 }
 
 const READ: &[Method] = &[Method::GET, Method::HEAD];
@@ -46,6 +48,8 @@ const ADMIN: &[(&str, &[Method], Endpoint)] = &[
     ("/_trellis/breakers/open", WRITE, Endpoint::Breaker(BreakerAction::Open)),
     ("/_trellis/breakers/close", WRITE, Endpoint::Breaker(BreakerAction::Close)),
     ("/_trellis/breakers/reset", WRITE, Endpoint::Breaker(BreakerAction::Reset)),
+    ("/_trellis/messaging", READ, Endpoint::Messaging),
+    ("/_trellis/messaging/replay", WRITE, Endpoint::Replay),
 ];
 
 /// The endpoint at `path` in `table`, if the method is one it answers; else the methods it
@@ -93,6 +97,8 @@ impl Endpoints {
             Some(Ok(Endpoint::Services)) => self.admin.services(),
             Some(Ok(Endpoint::Reload)) => self.admin.reload().await,
             Some(Ok(Endpoint::Breaker(action))) => self.admin.breaker(action, request).await,
+            Some(Ok(Endpoint::Messaging)) => self.admin.messaging(),
+            Some(Ok(Endpoint::Replay)) => self.admin.replay(request).await,
             Some(Ok(_)) => responses::not_found(&path),
         }
     }

@@ -1,5 +1,5 @@
 //! The host's Prometheus metrics: HTTP requests, calls between components, breakers,
-//! instances, storage and component loads. One process-wide set, like Prometheus' default
+//! instances, storage, component loads and messaging. One process-wide set, like Prometheus' default
 //! registry, so every layer records without a handle threaded through each Store;
 //! `/metrics` encodes it.
 
@@ -80,6 +80,22 @@ pub(crate) struct LoadLabels {
     pub result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TopicLabels {
+    pub topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct SubscriberLabels {
+    pub subscriber: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct DeliveryLabels {
+    pub subscriber: String,
+    pub result: String,
+}
+
 /// Latency buckets from 50 µs to about 26 s, doubling: covers a warm in-process call and a
 /// request that runs into its deadline.
 fn latency() -> Histogram {
@@ -100,6 +116,10 @@ pub(crate) struct Metrics {
     pub component_loads: Family<LoadLabels, Counter>,
     pub outbound_requests: Family<OutboundLabels, Counter>,
     pub guest_log_dropped: Family<ComponentLabels, Counter>,
+    pub messages_published: Family<TopicLabels, Counter>,
+    pub deliveries: Family<DeliveryLabels, Counter>,
+    pub subscriber_lag: Family<SubscriberLabels, Gauge>,
+    pub subscriber_lag_seconds: Family<SubscriberLabels, Gauge>,
 }
 
 /// The process-wide metrics.
@@ -181,6 +201,30 @@ impl Metrics {
                 "Guest log lines dropped by the per-component rate limit",
                 Family::default(),
             ),
+            messages_published: registered(
+                &mut r,
+                "messages_published",
+                "Messages stored durably for subscribers, by topic",
+                Family::default(),
+            ),
+            deliveries: registered(
+                &mut r,
+                "message_deliveries",
+                "Message deliveries, by subscriber and result: acknowledged, retried, dead-lettered",
+                Family::default(),
+            ),
+            subscriber_lag: registered(
+                &mut r,
+                "subscriber_lag_messages",
+                "Messages on a subscriber's topics that it has not acknowledged yet",
+                Family::default(),
+            ),
+            subscriber_lag_seconds: registered(
+                &mut r,
+                "subscriber_lag_seconds",
+                "Age of the oldest message a subscriber has not acknowledged yet",
+                Family::default(),
+            ),
             registry: r,
         }
     }
@@ -221,6 +265,11 @@ impl Metrics {
 
     pub(crate) fn record_guest_log_dropped(&self, component: &str) {
         self.guest_log_dropped.get_or_create(&ComponentLabels { component: component.into() }).inc();
+    }
+
+    pub(crate) fn record_delivery(&self, subscriber: &str, result: &str) {
+        let labels = DeliveryLabels { subscriber: subscriber.into(), result: result.into() };
+        self.deliveries.get_or_create(&labels).inc();
     }
 
     pub(crate) fn record_load(&self, component: &str, result: &str) {

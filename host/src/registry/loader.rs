@@ -1,6 +1,6 @@
 //! Turning one file into a [`LoadedComponent`]: read, check and compile it, describe it,
 //! give it one link per import, link it against the host's capabilities, and read its
-//! routes. Whether it may join the loaded set is decided in the registry.
+//! routes and the topics it subscribes to. Whether it may join the loaded set is decided in the registry.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,9 +11,10 @@ use wasmtime::component::{Linker, Val};
 
 use super::Shared;
 use crate::capabilities::keyvalue::{Namespace, Quota};
+use crate::capabilities::messaging::TopicPattern;
 use crate::capabilities::outbound::Origin;
 use crate::component::{self, FileStamp, LoadedComponent, Parts};
-use crate::discovery::{Description, ROUTES_INTERFACE};
+use crate::discovery::{Description, MESSAGE_HANDLER, ROUTES_INTERFACE, SUBSCRIPTIONS_INTERFACE};
 use crate::http::router::{Pattern, Route};
 use crate::linking::Link;
 use crate::runtime::{CallContext, HostState};
@@ -67,6 +68,7 @@ pub(super) async fn prepare(
         pre,
         namespace: Namespace::new(shared.storage.clone(), name.clone(), Quota::of(&limits)),
         outbound,
+        broker: shared.bus.broker(),
         limits,
     })
     .map_err(anyhow::Error::from)?;
@@ -75,6 +77,7 @@ pub(super) async fn prepare(
     // finds an instance warm.
     loaded.invoke(load_call(), async |_| Ok(())).await.map_err(anyhow::Error::from)?;
     loaded.routes = routes_of(shared, &loaded).await?;
+    loaded.subscriptions = subscriptions_of(shared, &loaded).await?;
     Ok(loaded)
 }
 
@@ -102,7 +105,7 @@ async fn routes_of(shared: &Shared, loaded: &LoadedComponent) -> anyhow::Result<
     if !loaded.description.declares_routes() {
         return Ok(vec![Route { method: None, pattern: Pattern::prefix(name), component: name.to_string() }]);
     }
-    let declared = call_routes(loaded).await.with_context(|| format!("its {ROUTES_INTERFACE} export failed"))?;
+    let declared = call_routes(loaded).await?;
     declared
         .into_iter()
         .map(|(method, pattern)| {
@@ -112,23 +115,57 @@ async fn routes_of(shared: &Shared, loaded: &LoadedComponent) -> anyhow::Result<
         .collect()
 }
 
-/// Calls a component's `trellis:http/routes.routes` and reads the (method, pattern) pairs.
-async fn call_routes(loaded: &LoadedComponent) -> anyhow::Result<Vec<(String, String)>> {
-    let export =
-        loaded.description.export_named(ROUTES_INTERFACE).map(|e| e.full_name.clone()).context("no routes export")?;
-    let index = loaded.export_function(&export, "routes").context("its routes export has no `routes` function")?;
-    let call = load_call();
+/// The topic patterns a component receives messages on: from the config file if it says so,
+/// else those it declares. A pattern that cannot be read refuses the component, naming it.
+async fn subscriptions_of(shared: &Shared, loaded: &LoadedComponent) -> anyhow::Result<Vec<TopicPattern>> {
+    let name = &*loaded.name;
+    let configured = shared.config.components.get(name).and_then(|c| c.subscribe.clone());
+    let declares = loaded.description.declares_subscriptions();
+    if (configured.is_some() || declares) && !loaded.receives_messages() {
+        bail!("it subscribes to topics but does not export {MESSAGE_HANDLER} to receive them");
+    }
+    let patterns = match configured {
+        Some(patterns) => patterns,
+        None if declares => {
+            let declared = call_load_export(loaded, SUBSCRIPTIONS_INTERFACE, "subscriptions").await?;
+            let Val::List(patterns) = declared else { bail!("subscriptions returned {declared:?}, expected a list") };
+            let text = |p: Val| match p {
+                Val::String(p) => Ok(p),
+                other => Err(anyhow::anyhow!("a subscription is {other:?}, expected a string")),
+            };
+            patterns.into_iter().map(text).collect::<anyhow::Result<_>>()?
+        }
+        None => Vec::new(),
+    };
+    patterns.iter().map(|p| TopicPattern::parse(p).map_err(|why| anyhow::anyhow!("its subscriptions: {why}"))).collect()
+}
+
+/// Calls `function`, which takes no parameters, of the component's export `interface` at
+/// load time, and returns its result.
+async fn call_load_export(loaded: &LoadedComponent, interface: &str, function: &str) -> anyhow::Result<Val> {
+    let export = loaded.description.export_named(interface).map(|e| e.full_name.clone()).context("no such export")?;
+    let index = loaded
+        .export_function(&export, function)
+        .with_context(|| format!("its {interface} export has no `{function}` function"))?;
     let mut results = [Val::Bool(false)];
     loaded
-        .invoke(call, async |warm| {
+        .invoke(load_call(), async |warm| {
             let func = warm
                 .instance
                 .get_func(&mut warm.store, index)
-                .ok_or_else(|| wasmtime::format_err!("routes function missing"))?;
+                .ok_or_else(|| wasmtime::format_err!("{function} function missing"))?;
             func.call_async(&mut warm.store, &[], &mut results).await
         })
-        .await?;
-    let Val::List(routes) = &results[0] else { bail!("routes returned {:?}, expected a list", results[0]) };
+        .await
+        .with_context(|| format!("its {interface} export failed"))?;
+    let [result] = results;
+    Ok(result)
+}
+
+/// Calls a component's `trellis:http/routes.routes` and reads the (method, pattern) pairs.
+async fn call_routes(loaded: &LoadedComponent) -> anyhow::Result<Vec<(String, String)>> {
+    let routes = call_load_export(loaded, ROUTES_INTERFACE, "routes").await?;
+    let Val::List(routes) = &routes else { bail!("routes returned {routes:?}, expected a list") };
     routes
         .iter()
         .map(|route| match route {

@@ -25,6 +25,7 @@ use crate::breaker::Clock;
 use crate::capabilities::keyvalue::Storage;
 use crate::component::FileStamp;
 use crate::config::Config;
+use crate::events::Bus;
 use crate::ops::escape::one_line;
 use crate::ops::metrics::METRICS;
 use crate::runtime::Engines;
@@ -40,6 +41,8 @@ pub struct Shared {
     pub config: Config,
     pub storage: Storage,
     pub clock: Arc<dyn Clock>,
+    /// Events between components: which components subscribe follows the loaded set.
+    pub bus: Bus,
 }
 
 pub struct Registry {
@@ -62,6 +65,17 @@ impl Registry {
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
+    }
+
+    /// The events bus.
+    pub(crate) fn bus(&self) -> &Bus {
+        &self.shared.bus
+    }
+
+    /// Makes `next` the loaded set, and the bus's subscribers follow it.
+    fn publish(&self, next: Snapshot) {
+        self.shared.bus.sync(&next.components);
+        self.snapshot.store(Arc::new(next));
     }
 
     /// Whether the first scan of the folder is still under way.
@@ -161,10 +175,11 @@ impl Registry {
             component = %name,
             ?path,
             routes = loaded.routes.len(),
+            topics = loaded.subscriptions.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "component loaded"
         );
-        self.snapshot.store(Arc::new(next));
+        self.publish(next);
         Ok(())
     }
 
@@ -176,7 +191,7 @@ impl Registry {
         next.router.remove(name);
         let shared = &self.shared;
         relink::relink(&next.components, &shared.config.providers, &shared.config.breaker, &shared.clock);
-        self.snapshot.store(Arc::new(next));
+        self.publish(next);
         if removed {
             METRICS.record_load(name, "removed");
             tracing::info!(component = name, "component removed");

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -14,6 +14,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::fault::DeadlineExceeded;
 use crate::capabilities::keyvalue::{self, Held, KeyValueView, Namespace};
 use crate::capabilities::logging::{self, GuestLog, LoggingView};
+use crate::capabilities::messaging::{self, Broker, MessagingView, Sender, resources::Message};
 use crate::capabilities::outbound::{Origin, Outbound};
 use crate::config::{Limits, mib};
 
@@ -75,6 +76,8 @@ pub struct HostState {
     http: WasiHttpCtx,
     outbound: Outbound,
     log: GuestLog,
+    component: Arc<str>,
+    broker: Arc<dyn Broker>,
 }
 
 impl HostState {
@@ -84,11 +87,12 @@ impl HostState {
         kv: Namespace,
         outbound: Arc<[Origin]>,
         log: GuestLog,
+        broker: Arc<dyn Broker>,
         call: CallContext,
     ) -> Self {
         // No files, environment, arguments or sockets: only what is granted elsewhere.
         let wasi = WasiCtx::builder().stdout(log.stream("stdout")).stderr(log.stream("stderr")).build();
-        let outbound = Outbound::new(component, outbound, call.deadline, limits.max_outbound_response_bytes);
+        let outbound = Outbound::new(component.clone(), outbound, call.deadline, limits.max_outbound_response_bytes);
         // Everything a guest makes the host hold for it lives in this table, up to a count.
         let mut table = ResourceTable::new();
         table.set_max_capacity(limits.max_host_resources);
@@ -106,6 +110,8 @@ impl HostState {
             http: WasiHttpCtx::new(),
             outbound,
             log,
+            component,
+            broker,
         }
     }
 
@@ -141,6 +147,21 @@ impl HostState {
     fn logging(&mut self) -> LoggingView<'_> {
         LoggingView { log: &self.log, correlation_id: &self.call.correlation_id }
     }
+
+    fn messaging(&mut self) -> MessagingView<'_> {
+        let sender = Sender {
+            component: self.component.clone(),
+            correlation_id: self.call.correlation_id.clone(),
+            depth: self.call.depth,
+        };
+        let time_left = self.call.deadline.saturating_duration_since(Instant::now());
+        MessagingView { broker: &self.broker, table: &mut self.table, sender, time_left }
+    }
+
+    /// Gives the guest a message delivered to it.
+    pub(crate) fn hold(&mut self, message: Message) -> wasmtime::Result<Resource<Message>> {
+        Ok(self.table.push(message)?)
+    }
 }
 
 /// Makes a Store for one instance, with its limiter and deadline enforcement installed.
@@ -171,6 +192,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         wasmtime_wasi_http::p3::add_to_linker(linker)?;
     }
     keyvalue::add_to_linker(linker, HostState::keyvalue)?;
+    messaging::add_to_linker(linker, HostState::messaging)?;
     logging::add_to_linker(linker, HostState::logging)
 }
 

@@ -76,6 +76,20 @@ pub(crate) enum Op {
     Increment(String, i64),
     /// The write happens only if the key holds exactly this (None: absent).
     Expect(String, Option<Vec<u8>>),
+    /// Appends to a log: adds 1 to the integer at `counter`, then sets the key `prefix`
+    /// followed by the new count (20 digits, so keys sort as numbers) to the value; the count
+    /// is reported as an increment's is. One committer numbers appends in commit order, so a
+    /// reader never sees a number while a smaller one is still to come.
+    Append {
+        counter: String,
+        prefix: String,
+        value: Vec<u8>,
+    },
+}
+
+/// The key [`Op::Append`] writes for the count `n`.
+pub(crate) fn log_key(prefix: &str, n: i64) -> String {
+    format!("{prefix}{n:020}")
 }
 
 /// One queued write, owned, so that the committer can apply it.
@@ -147,8 +161,21 @@ impl Write {
     pub(super) fn apply(&self, t: &mut Tables) -> Result<Result<Written, StorageError>, StorageError> {
         let mut slots = Slots::new();
         let mut counts = Vec::new();
+        let mut appended = Vec::new();
         for op in &self.ops {
             match op {
+                Op::Append { counter, prefix, value } => {
+                    let next = match self.add(t, &mut slots, counter, 1)? {
+                        Ok(next) => next,
+                        Err(refused) => return Ok(Err(refused)),
+                    };
+                    let key = log_key(prefix, next);
+                    if let Err(over) = self.quota.check_entry(&key, value.len()) {
+                        return Ok(Err(over));
+                    }
+                    appended.push((key, value.as_slice()));
+                    counts.push(next);
+                }
                 Op::Set(key, value) => {
                     if let Err(over) = self.quota.check_entry(key, value.len()) {
                         return Ok(Err(over));
@@ -156,21 +183,10 @@ impl Write {
                     self.slot(t, &mut slots, key)?.changed = Some(Some(value.clone()));
                 }
                 Op::Delete(key) => self.slot(t, &mut slots, key)?.changed = Some(None),
-                Op::Increment(key, delta) => {
-                    let current = match self.current(t, &mut slots, key)?.as_deref().map(<[u8; 8]>::try_from) {
-                        None => 0,
-                        Some(Ok(bytes)) => i64::from_le_bytes(bytes),
-                        Some(Err(_)) => {
-                            let message = format!("key {key:?} does not hold an 8-byte integer, cannot increment it");
-                            return Ok(Err(StorageError::Refused(message)));
-                        }
-                    };
-                    let Some(next) = current.checked_add(*delta) else {
-                        return Ok(Err(StorageError::Refused(format!("incrementing key {key:?} would overflow"))));
-                    };
-                    self.slot(t, &mut slots, key)?.changed = Some(Some(next.to_le_bytes().to_vec()));
-                    counts.push(next);
-                }
+                Op::Increment(key, delta) => match self.add(t, &mut slots, key, *delta)? {
+                    Ok(next) => counts.push(next),
+                    Err(refused) => return Ok(Err(refused)),
+                },
                 Op::Expect(key, expected) => {
                     let current = self.current(t, &mut slots, key)?;
                     if current != *expected {
@@ -179,10 +195,13 @@ impl Write {
                 }
             }
         }
-        if let Err(over) = self.count(t, &slots)? {
+        if let Err(over) = self.count(t, &slots, &appended)? {
             return Ok(Err(over));
         }
         let (namespace, bucket) = (self.namespace.as_str(), self.bucket.as_str());
+        for (key, value) in &appended {
+            t.entries.insert((namespace, bucket, key.as_str()), *value)?;
+        }
         for (key, slot) in slots {
             match slot.changed {
                 Some(Some(value)) => t.entries.insert((namespace, bucket, key), value.as_slice())?,
@@ -191,6 +210,30 @@ impl Write {
             };
         }
         Ok(Ok(Written::Done(counts)))
+    }
+
+    /// Adds `delta` to the integer at `key` (8 bytes little-endian, absent is 0): its new
+    /// value, or why it cannot be added to.
+    fn add<'w>(
+        &self,
+        t: &Tables,
+        slots: &mut Slots<'w>,
+        key: &'w str,
+        delta: i64,
+    ) -> Result<Result<i64, StorageError>, StorageError> {
+        let current = match self.current(t, slots, key)?.as_deref().map(<[u8; 8]>::try_from) {
+            None => 0,
+            Some(Ok(bytes)) => i64::from_le_bytes(bytes),
+            Some(Err(_)) => {
+                let message = format!("key {key:?} does not hold an 8-byte integer, cannot increment it");
+                return Ok(Err(StorageError::Refused(message)));
+            }
+        };
+        let Some(next) = current.checked_add(delta) else {
+            return Ok(Err(StorageError::Refused(format!("incrementing key {key:?} would overflow"))));
+        };
+        self.slot(t, slots, key)?.changed = Some(Some(next.to_le_bytes().to_vec()));
+        Ok(Ok(next))
     }
 
     /// The slot of `key`, made (with the stored length) on its first touch.
@@ -215,9 +258,19 @@ impl Write {
 
     /// Whether the write's final state fits the quota; if it does, what it uses is counted.
     /// A write that shrinks what is used is always allowed, even over a lowered quota.
-    fn count(&self, t: &mut Tables, slots: &Slots) -> Result<Result<(), StorageError>, StorageError> {
+    /// Appended entries are new keys.
+    fn count(
+        &self,
+        t: &mut Tables,
+        slots: &Slots,
+        appended: &[(String, &[u8])],
+    ) -> Result<Result<(), StorageError>, StorageError> {
         let before = t.usage.of(t.usage_table, &self.namespace)?;
         let (mut keys, mut bytes) = before;
+        for (key, value) in appended {
+            keys += 1;
+            bytes += (key.len() + value.len()) as u64;
+        }
         for (key, slot) in slots {
             let Some(value) = &slot.changed else { continue };
             if let Some(old) = slot.stored_len {

@@ -14,7 +14,7 @@ mod reserved;
 pub(crate) mod resources;
 
 pub(crate) use changes::Quota;
-use changes::{Op, Scope, Written};
+pub(crate) use changes::{Op, Scope, Written};
 pub(crate) use error::StorageError;
 pub use redb_backend::Storage;
 

@@ -1,0 +1,148 @@
+//! Events between components: the embedded, durable bus behind `wasi:messaging`. Publishing
+//! stores a message in the log (`log`) before it is acknowledged; each subscribing component
+//! has its own position and delivery loop (`subscriber`); requests go to one subscriber and
+//! are not stored (`request`); housekeeping trims what every subscriber is done with and
+//! what retention lets go, and measures lag (`retention`); the admin API's view and replay of
+//! dead letters are `status`. The bus learns which components subscribe from the registry;
+//! components reach it through the [`Broker`] their Stores carry.
+
+mod log;
+mod request;
+mod retention;
+mod state;
+mod status;
+mod subscriber;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+
+use crate::breaker::{Breaker, Clock};
+use crate::capabilities::keyvalue::Storage;
+use crate::capabilities::messaging::{Broker, Envelope, Error, Sender};
+use crate::component::LoadedComponent;
+use crate::config::Config;
+use log::{Log, Position, now_ms};
+use state::{Inner, Running};
+use subscriber::{AbortOnDrop, Subscriber, Target};
+
+/// The one client name a component connects to: the embedded bus.
+const CLIENT: &str = "default";
+
+/// The bus, shared by every Store through [`Bus::broker`].
+#[derive(Clone)]
+pub struct Bus {
+    inner: Arc<Inner>,
+}
+
+impl Bus {
+    /// Opens the bus on `storage`: where the log ends, and where every known subscriber is.
+    /// Starts its housekeeping, which ends with the bus.
+    pub fn open(storage: Storage, config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let log = Log::new(storage);
+        let last = log.last()?;
+        // Until the registry loads them, the known subscribers count as removed from now on.
+        let parked = log.positions()?.into_iter().map(|(name, p)| (name, Position { removed_ms: Some(now_ms()), ..p }));
+        let parked = parked.collect();
+        let stored_bytes = retention::stored_bytes(&log)?;
+        let inner = Arc::new(Inner {
+            log,
+            config,
+            clock,
+            published: watch::Sender::new(last),
+            running: Mutex::default(),
+            parked: Mutex::new(parked),
+            topics: Mutex::default(),
+            stored_bytes: AtomicU64::new(stored_bytes),
+        });
+        tokio::spawn(retention::keep(Arc::downgrade(&inner)));
+        Ok(Self { inner })
+    }
+
+    /// What a component's Stores send through. It does not keep the bus alive.
+    pub(crate) fn broker(&self) -> Arc<dyn Broker> {
+        Arc::new(Handle(Arc::downgrade(&self.inner)))
+    }
+
+    /// Brings the subscribers in line with the loaded `components`: a new subscriber starts
+    /// where it stopped if it was here within `subscriber_retention`, else with what is
+    /// published from now on; a replaced one keeps its position and delivers to its
+    /// successor; a removed one stops, and its position is kept.
+    pub(crate) fn sync(&self, components: &BTreeMap<String, Arc<LoadedComponent>>) {
+        let inner = &self.inner;
+        let mut running = inner.running.lock().unwrap();
+        let subscribing = components.iter().filter(|(_, c)| c.receives_messages() && !c.subscriptions.is_empty());
+        let mut present = Vec::new();
+        for (name, component) in subscribing {
+            present.push(name.clone());
+            let target = Target { component: component.clone(), patterns: component.subscriptions.clone() };
+            if let Some(already) = running.get(name) {
+                already.subscriber.target.store(Arc::new(target));
+                continue;
+            }
+            let cursor = inner.resume(name);
+            let subscriber = Arc::new(Subscriber {
+                name: Arc::from(name.as_str()),
+                target: ArcSwap::from_pointee(target),
+                settings: inner.config.messaging_for(name),
+                breaker: Breaker::new(inner.config.breaker.clone(), inner.clock.clone()),
+                cursor: AtomicU64::new(cursor),
+                log: inner.log.clone(),
+            });
+            let task = tokio::spawn(subscriber.clone().run(inner.published.subscribe()));
+            tracing::info!(subscriber = %name, after = cursor, "subscriber started");
+            running.insert(name.clone(), Running { subscriber, _task: AbortOnDrop(task) });
+        }
+        let gone: Vec<String> = running.keys().filter(|n| !present.contains(n)).cloned().collect();
+        for name in gone {
+            let Some(stopped) = running.remove(&name) else { continue };
+            let position =
+                Position { cursor: stopped.subscriber.cursor.load(Ordering::Relaxed), removed_ms: Some(now_ms()) };
+            inner.parked.lock().unwrap().insert(name.clone(), position);
+            let log = inner.log.clone();
+            tokio::spawn(async move {
+                if let Err(e) = log.save_position(&name, position).await {
+                    tracing::warn!(subscriber = %name, error = %e, "cannot save the removed subscriber's position");
+                }
+            });
+            tracing::info!(subscriber = %stopped.subscriber.name, at = position.cursor, "subscriber stopped");
+        }
+    }
+}
+
+/// A component's way to the bus.
+struct Handle(Weak<Inner>);
+
+impl Handle {
+    fn bus(&self) -> Result<Arc<Inner>, Error> {
+        self.0.upgrade().ok_or_else(|| Error::Connection("the host is shutting down".into()))
+    }
+}
+
+impl Broker for Handle {
+    fn knows(&self, client: &str) -> bool {
+        client == CLIENT
+    }
+
+    fn publish(&self, from: Sender, topic: String, message: Envelope) -> BoxFuture<'static, Result<(), Error>> {
+        let bus = self.bus();
+        Box::pin(async move { bus?.publish(from, topic, message).await })
+    }
+
+    fn request(
+        &self,
+        from: Sender,
+        topic: String,
+        message: Envelope,
+        timeout: Duration,
+        expected: u32,
+    ) -> BoxFuture<'static, Result<Vec<Envelope>, Error>> {
+        let bus = self.bus();
+        Box::pin(async move { request::send(&*bus?, from, topic, message, timeout, expected).await })
+    }
+}

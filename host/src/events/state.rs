@@ -1,0 +1,66 @@
+//! What the bus holds while it runs: the log, where it ends, the subscribers running and the
+//! positions of those not loaded now, and what it counts; and publishing into it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::watch;
+
+use super::log::{Log, Position, Record, now_ms};
+use super::subscriber::{AbortOnDrop, Subscriber};
+use crate::breaker::Clock;
+use crate::capabilities::messaging::{Envelope, Error, Sender};
+use crate::config::Config;
+use crate::ops::metrics::{METRICS, TopicLabels};
+
+pub(super) struct Inner {
+    pub(super) log: Log,
+    pub(super) config: Config,
+    pub(super) clock: Arc<dyn Clock>,
+    /// The number of the last message stored.
+    pub(super) published: watch::Sender<u64>,
+    pub(super) running: Mutex<BTreeMap<String, Running>>,
+    /// Positions of subscribers not loaded now (removed, or not loaded yet after a start).
+    pub(super) parked: Mutex<HashMap<String, Position>>,
+    /// Messages published per topic since the host started.
+    pub(super) topics: Mutex<BTreeMap<String, u64>>,
+    /// Bytes of the messages stored, for retention by size.
+    pub(super) stored_bytes: AtomicU64,
+}
+
+pub(super) struct Running {
+    pub(super) subscriber: Arc<Subscriber>,
+    pub(super) _task: AbortOnDrop,
+}
+
+impl Inner {
+    /// Where subscriber `name` starts: its parked position if it is recent enough, else after
+    /// the last message stored now.
+    pub(super) fn resume(&self, name: &str) -> u64 {
+        let parked = self.parked.lock().unwrap().remove(name);
+        let retention = self.config.messaging.subscriber_retention.as_millis() as u64;
+        match parked {
+            Some(p) if p.removed_ms.is_none_or(|at| now_ms().saturating_sub(at) <= retention) => p.cursor,
+            _ => *self.published.borrow(),
+        }
+    }
+
+    pub(super) async fn publish(&self, from: Sender, topic: String, envelope: Envelope) -> Result<(), Error> {
+        let record = Record {
+            topic,
+            envelope,
+            publisher: from.component.to_string(),
+            correlation_id: from.correlation_id.to_string(),
+            published_ms: now_ms(),
+        };
+        let stored = self.log.append(&record).await;
+        let (n, size) = stored.map_err(|e| Error::Other(format!("the message was not stored: {e}")))?;
+        self.stored_bytes.fetch_add(size as u64, Ordering::Relaxed);
+        self.published.send_modify(|last| *last = (*last).max(n));
+        *self.topics.lock().unwrap().entry(record.topic.clone()).or_default() += 1;
+        METRICS.messages_published.get_or_create(&TopicLabels { topic: record.topic }).inc();
+        Ok(())
+    }
+}
