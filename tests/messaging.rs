@@ -251,6 +251,16 @@ fn a_slow_subscriber_does_not_delay_another() {
     let slow = data_received(&host, "slow").len();
     assert!(slow < 3, "the slow one is still at it ({slow} done after {fast:?})");
     assert!(fast < Duration::from_secs(4), "the fast one waited for the slow one: {fast:?}");
+    let data = host.dir.path().join("data");
+    let (ok, out, err) = support::trellis(&["status", "--data", data.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let subscribers = out.split("SUBSCRIBER").nth(1).unwrap_or_else(|| panic!("no subscribers table in {out}"));
+    let row = |name: &str| {
+        subscribers.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {out}")).to_string()
+    };
+    let lag = |row: String| row.split_whitespace().nth(2).unwrap().parse::<u64>().unwrap();
+    assert!(lag(row("slow")) >= 1, "the slow subscriber's lag shows:\n{out}");
+    assert_eq!(lag(row("fast")), 0, "{out}");
     eventually(DELIVERY, "the slow subscriber to finish, in order", || {
         data_received(&host, "slow") == ["one", "two", "three"]
     });
@@ -296,4 +306,23 @@ fn a_bad_subscription_refuses_the_component_naming_the_pattern() {
     let failed = host.services().failed;
     let failure = failed.iter().find(|f| f.name == "events").expect("events refused");
     assert!(failure.error.contains("orders.>.x"), "{}", failure.error);
+}
+
+#[test]
+fn retention_lets_old_messages_go_even_when_a_removed_subscriber_has_not_had_them() {
+    let config = "[components.publisher]\nsubscribe = [\"elsewhere.>\"]\n[messaging.retention]\nmax_age = 500\n";
+    let host = host(&[("testing/events", "publisher"), ("testing/events", "listener")], config);
+    assert_eq!(publish(&host, "publisher", "test.a", "a").status, 204);
+    eventually(DELIVERY, "the first message", || data_received(&host, "listener") == ["a"]);
+    let listener = host.components_dir().join("listener.wasm");
+    let kept = host.dir.path().join("listener.wasm.kept");
+    std::fs::rename(&listener, &kept).unwrap();
+    eventually(PICKUP, "the listener to be removed", || host.get("/listener/received").status == 404);
+    assert_eq!(publish(&host, "publisher", "test.b", "b").status, 204);
+    // Housekeeping runs every second; the message is past its age after half of one.
+    std::thread::sleep(Duration::from_millis(2500));
+    std::fs::rename(&kept, &listener).unwrap();
+    eventually(PICKUP, "the listener to be back", || host.get("/listener/received").status == 200);
+    assert_eq!(publish(&host, "publisher", "test.c", "c").status, 204);
+    eventually(DELIVERY, "the message published after", || data_received(&host, "listener") == ["a", "c"]);
 }

@@ -1,11 +1,13 @@
-//! `trellis status`: asks a running host's admin API for `/_trellis/services` and prints its
-//! components, links and breakers as tables.
+//! `trellis status`: asks a running host's admin API for `/_trellis/services` and
+//! `/_trellis/messaging` and prints its components, links and breakers, and its subscribers
+//! with their lag, as tables.
 
 use std::fmt::Write;
 
 use anyhow::Context;
 
 use super::StatusArgs;
+use crate::events::Status;
 use crate::ops::report::{ComponentState, ServicesReport};
 
 /// Fetches the report and renders it (or the raw JSON with `--json`).
@@ -27,7 +29,20 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<String> {
         }
     };
     let base = if admin.starts_with("http") { admin } else { format!("http://{admin}") };
-    let url = format!("{base}/_trellis/services");
+    let body = get(&base, "/_trellis/services", args)?;
+    let report: ServicesReport =
+        serde_json::from_str(&body).context("the admin API answered something that is not its services report")?;
+    if args.json {
+        return Ok(serde_json::to_string_pretty(&report)? + "\n");
+    }
+    let messaging: Status = serde_json::from_str(&get(&base, "/_trellis/messaging", args)?)
+        .context("the admin API answered something that is not its messaging status")?;
+    Ok(render(&report) + &render_messaging(&messaging))
+}
+
+/// The body of the admin API's answer to `GET path`, which must be 200.
+fn get(base: &str, path: &str, args: &StatusArgs) -> anyhow::Result<String> {
+    let url = format!("{base}{path}");
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let mut request = agent.get(&url);
     if let Some(token) = &args.admin_token {
@@ -38,12 +53,29 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<String> {
     if response.status() != 200 {
         anyhow::bail!("the admin API answered {}: {body}", response.status());
     }
-    let report: ServicesReport =
-        serde_json::from_str(&body).context("the admin API answered something that is not its services report")?;
-    if args.json {
-        return Ok(serde_json::to_string_pretty(&report)? + "\n");
+    Ok(body)
+}
+
+/// The subscribers, with their lag and dead letters, if any component subscribes.
+fn render_messaging(status: &Status) -> String {
+    if status.subscribers.is_empty() && status.dead_letters.is_empty() {
+        return String::new();
     }
-    Ok(render(&report))
+    let mut rows = vec![vec![
+        "SUBSCRIBER".into(),
+        "TOPICS".into(),
+        "LAG".into(),
+        "OLDEST".into(),
+        "BREAKER".into(),
+        "DEAD LETTERS".into(),
+    ]];
+    for s in &status.subscribers {
+        let dead = status.dead_letters.iter().filter(|d| d.subscriber == s.name).count();
+        let oldest = format!("{:.1}s", s.lag_seconds);
+        let row = [&s.name, &s.topics.join(", "), &s.lag.to_string(), &oldest, &s.breaker, &dead.to_string()];
+        rows.push(row.map(String::clone).to_vec());
+    }
+    format!("\n{}", table(&rows))
 }
 
 /// The report as three tables: components, links, and files that failed to load.

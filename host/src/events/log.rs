@@ -35,10 +35,12 @@ pub(crate) struct Record {
 }
 
 /// Where a subscriber is: every message numbered up to `cursor` is done for it
-/// (acknowledged, dead-lettered, or not on its topics).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+/// (acknowledged, dead-lettered, or not on its topics); and the topics it subscribes to, so
+/// that what it will want is kept while it is away.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Position {
     pub(crate) cursor: u64,
+    pub(crate) topics: Vec<String>,
     /// When its component was removed, if it is: its position is kept for a while.
     pub(crate) removed_ms: Option<u64>,
 }
@@ -140,8 +142,8 @@ impl Log {
         }
     }
 
-    pub(crate) async fn save_position(&self, subscriber: &str, position: Position) -> Result<(), StorageError> {
-        let op = Op::Set(subscriber.to_string(), encode(&position));
+    pub(crate) async fn save_position(&self, subscriber: &str, position: &Position) -> Result<(), StorageError> {
+        let op = Op::Set(subscriber.to_string(), encode(position));
         self.storage.write_async(scope(SUBSCRIBERS), vec![op]).await.map(drop)
     }
 

@@ -13,6 +13,8 @@ mod state;
 mod status;
 mod subscriber;
 
+pub(crate) use status::Status;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -101,16 +103,20 @@ impl Bus {
         let gone: Vec<String> = running.keys().filter(|n| !present.contains(n)).cloned().collect();
         for name in gone {
             let Some(stopped) = running.remove(&name) else { continue };
-            let position =
-                Position { cursor: stopped.subscriber.cursor.load(Ordering::Relaxed), removed_ms: Some(now_ms()) };
-            inner.parked.lock().unwrap().insert(name.clone(), position);
+            let position = Position {
+                cursor: stopped.subscriber.cursor.load(Ordering::Relaxed),
+                topics: stopped.subscriber.target.load().topics(),
+                removed_ms: Some(now_ms()),
+            };
+            let at = position.cursor;
+            inner.parked.lock().unwrap().insert(name.clone(), position.clone());
             let log = inner.log.clone();
             tokio::spawn(async move {
-                if let Err(e) = log.save_position(&name, position).await {
+                if let Err(e) = log.save_position(&name, &position).await {
                     tracing::warn!(subscriber = %name, error = %e, "cannot save the removed subscriber's position");
                 }
             });
-            tracing::info!(subscriber = %stopped.subscriber.name, at = position.cursor, "subscriber stopped");
+            tracing::info!(subscriber = %stopped.subscriber.name, at, "subscriber stopped");
         }
     }
 }

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::log::{Log, Position, Record, now_ms};
 use super::subscriber::{AbortOnDrop, Subscriber};
 use crate::breaker::Clock;
-use crate::capabilities::messaging::{Envelope, Error, Sender};
+use crate::capabilities::messaging::{Envelope, Error, Sender, TopicPattern};
 use crate::config::Config;
 use crate::ops::metrics::{METRICS, TopicLabels};
 
@@ -47,7 +47,24 @@ impl Inner {
         }
     }
 
+    /// Whether any subscriber, loaded or away, subscribes to `topic`.
+    fn wanted(&self, topic: &str) -> bool {
+        let running = self.running.lock().unwrap().values().any(|r| r.subscriber.target.load().wants(topic));
+        running
+            || self.parked.lock().unwrap().values().any(|p| {
+                p.topics.iter().filter_map(|t| TopicPattern::parse(t).ok()).any(|pattern| pattern.matches(topic))
+            })
+    }
+
+    /// Stores a message for the subscribers of its topic; with none, loaded or away, there is
+    /// no one to keep it for (a new subscriber starts with what is published after it
+    /// appears), so it is acknowledged without a write.
     pub(super) async fn publish(&self, from: Sender, topic: String, envelope: Envelope) -> Result<(), Error> {
+        *self.topics.lock().unwrap().entry(topic.clone()).or_default() += 1;
+        METRICS.messages_published.get_or_create(&TopicLabels { topic: topic.clone() }).inc();
+        if !self.wanted(&topic) {
+            return Ok(());
+        }
         let record = Record {
             topic,
             envelope,
@@ -59,8 +76,6 @@ impl Inner {
         let (n, size) = stored.map_err(|e| Error::Other(format!("the message was not stored: {e}")))?;
         self.stored_bytes.fetch_add(size as u64, Ordering::Relaxed);
         self.published.send_modify(|last| *last = (*last).max(n));
-        *self.topics.lock().unwrap().entry(record.topic.clone()).or_default() += 1;
-        METRICS.messages_published.get_or_create(&TopicLabels { topic: record.topic }).inc();
         Ok(())
     }
 }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Bus;
 use super::log::{DeadLetter, now_ms};
@@ -15,7 +15,7 @@ use super::retention::lag;
 /// Dead letters listed at most.
 const DEAD_LETTERS_SHOWN: usize = 1000;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Status {
     /// The number of the last message stored.
     pub(crate) last_message: u64,
@@ -24,14 +24,14 @@ pub(crate) struct Status {
     pub(crate) dead_letters: Vec<DeadLetterStatus>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct TopicStatus {
     pub(crate) topic: String,
     /// Messages published on it since the host started.
     pub(crate) published: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct SubscriberStatus {
     pub(crate) name: String,
     pub(crate) topics: Vec<String>,
@@ -45,7 +45,7 @@ pub(crate) struct SubscriberStatus {
     pub(crate) max_deliveries: u32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct DeadLetterStatus {
     pub(crate) subscriber: String,
     pub(crate) id: u64,
@@ -58,7 +58,7 @@ pub(crate) struct DeadLetterStatus {
 }
 
 /// What a replay did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Replayed {
     /// Dead letters handed back to their subscribers' delivery.
     pub(crate) replaying: usize,

@@ -39,6 +39,10 @@ impl Target {
     pub(crate) fn wants(&self, topic: &str) -> bool {
         self.patterns.iter().any(|p| p.matches(topic))
     }
+
+    pub(crate) fn topics(&self) -> Vec<String> {
+        self.patterns.iter().map(ToString::to_string).collect()
+    }
 }
 
 /// A subscribing component, as long as it is loaded.
@@ -64,7 +68,7 @@ impl Subscriber {
         let log = self.log.clone();
         let start = self.cursor.load(Ordering::Relaxed);
         let (saved, to_save) = watch::channel(start);
-        let _saver = AbortOnDrop(tokio::spawn(save_positions(log.clone(), self.name.clone(), to_save)));
+        let _saver = AbortOnDrop(tokio::spawn(save_positions(self.clone(), to_save)));
         // Each message read, in order, and whether it is done; the position is the last of
         // the done ones at the front.
         let mut read: VecDeque<(u64, bool)> = VecDeque::new();
@@ -219,11 +223,12 @@ pub(crate) fn stamped(n: u64, record: &Record) -> Envelope {
 }
 
 /// Saves each new position of `subscriber`, the latest one when several came meanwhile.
-async fn save_positions(log: Log, subscriber: Arc<str>, mut positions: watch::Receiver<u64>) {
+async fn save_positions(subscriber: Arc<Subscriber>, mut positions: watch::Receiver<u64>) {
     loop {
         let cursor = *positions.borrow_and_update();
-        if let Err(e) = log.save_position(&subscriber, Position { cursor, removed_ms: None }).await {
-            tracing::warn!(subscriber = %subscriber, error = %e, "cannot save the subscriber's position yet");
+        let position = Position { cursor, topics: subscriber.target.load().topics(), removed_ms: None };
+        if let Err(e) = subscriber.log.save_position(&subscriber.name, &position).await {
+            tracing::warn!(subscriber = %subscriber.name, error = %e, "cannot save the subscriber's position yet");
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }

@@ -204,7 +204,7 @@ impl Metrics {
             messages_published: registered(
                 &mut r,
                 "messages_published",
-                "Messages stored durably for subscribers, by topic",
+                "Messages published, by topic (stored durably when a component subscribes to it)",
                 Family::default(),
             ),
             deliveries: registered(
