@@ -80,7 +80,11 @@ impl Subscriber {
                 if ahead.is_empty() && *published.borrow() > last_read {
                     match log.after(last_read, READ_AHEAD) {
                         Ok(found) => ahead.extend(found.into_iter().map(|(n, record, _)| (n, record))),
-                        Err(e) => tracing::warn!(subscriber = %self.name, error = %e, "cannot read the message log"),
+                        Err(e) => {
+                            tracing::warn!(subscriber = %self.name, error = %e, "cannot read the message log yet");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
                     }
                     if ahead.is_empty() {
                         // Trimmed by retention meanwhile: nothing left to read up to there.
