@@ -72,7 +72,7 @@ fn render_messaging(status: &Status) -> String {
     for s in &status.subscribers {
         let dead = status.dead_letters.iter().filter(|d| d.subscriber == s.name).count();
         let oldest = format!("{:.1}s", s.lag_seconds);
-        let row = [&s.name, &s.topics.join(", "), &s.lag.to_string(), &oldest, &s.breaker, &dead.to_string()];
+        let row = [&s.name, &s.topics.join(","), &s.lag.to_string(), &oldest, &s.breaker, &dead.to_string()];
         rows.push(row.map(String::clone).to_vec());
     }
     format!("\n{}", table(&rows))
