@@ -326,3 +326,19 @@ fn retention_lets_old_messages_go_even_when_a_removed_subscriber_has_not_had_the
     assert_eq!(publish(&host, "publisher", "test.c", "c").status, 204);
     eventually(DELIVERY, "the message published after", || data_received(&host, "listener") == ["a", "c"]);
 }
+
+#[test]
+fn a_new_subscriber_starts_with_what_is_published_after_it_appears() {
+    let host = host(&[("testing/events", "first")], "");
+    assert_eq!(publish(&host, "first", "test.x", "early").status, 204);
+    eventually(DELIVERY, "the first subscriber to get it", || data_received(&host, "first") == ["early"]);
+    let late = host.components_dir().join("late.wasm");
+    let temporary = host.components_dir().join(".late.wasm.part");
+    std::fs::copy(support::component("testing/events"), &temporary).unwrap();
+    std::fs::rename(&temporary, &late).unwrap();
+    eventually(PICKUP, "the late subscriber to be loaded", || host.get("/late/received").status == 200);
+    assert_eq!(publish(&host, "first", "test.x", "later").status, 204);
+    eventually(DELIVERY, "both to get the later one", || {
+        data_received(&host, "first") == ["early", "later"] && data_received(&host, "late") == ["later"]
+    });
+}
