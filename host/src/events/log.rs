@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::capabilities::keyvalue::changes::log_key;
 use crate::capabilities::keyvalue::{Op, Quota, Scope, Storage, StorageError, Written};
-use crate::capabilities::messaging::Envelope;
+use crate::capabilities::messaging::{Envelope, TopicPattern};
 
 const NAMESPACE: &str = "trellis:events";
 /// Messages under `m/` followed by their number; the last number under `seq`.
@@ -40,7 +40,7 @@ pub(crate) struct Record {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Position {
     pub(crate) cursor: u64,
-    pub(crate) topics: Vec<String>,
+    pub(crate) topics: Vec<TopicPattern>,
     /// When its component was removed, if it is: its position is kept for a while.
     pub(crate) removed_ms: Option<u64>,
 }

@@ -26,15 +26,12 @@ use tokio::sync::watch;
 
 use crate::breaker::{Breaker, Clock};
 use crate::capabilities::keyvalue::Storage;
-use crate::capabilities::messaging::{Broker, Envelope, Error, Sender};
+use crate::capabilities::messaging::{Broker, DEFAULT_CLIENT, Envelope, Error, Sender};
 use crate::component::LoadedComponent;
 use crate::config::Config;
 use log::{Log, Position, now_ms};
 use state::{Inner, Running};
 use subscriber::{AbortOnDrop, Subscriber, Target};
-
-/// The one client name a component connects to: the embedded bus.
-const CLIENT: &str = "default";
 
 /// The bus, shared by every Store through [`Bus::broker`].
 #[derive(Clone)]
@@ -105,7 +102,7 @@ impl Bus {
             let Some(stopped) = running.remove(&name) else { continue };
             let position = Position {
                 cursor: stopped.subscriber.cursor.load(Ordering::Relaxed),
-                topics: stopped.subscriber.target.load().topics(),
+                topics: stopped.subscriber.target.load().patterns.clone(),
                 removed_ms: Some(now_ms()),
             };
             let at = position.cursor;
@@ -132,7 +129,7 @@ impl Handle {
 
 impl Broker for Handle {
     fn knows(&self, client: &str) -> bool {
-        client == CLIENT
+        client == DEFAULT_CLIENT
     }
 
     fn publish(&self, from: Sender, topic: String, message: Envelope) -> BoxFuture<'static, Result<(), Error>> {

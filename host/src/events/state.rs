@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::log::{Log, Position, Record, now_ms};
 use super::subscriber::{AbortOnDrop, Subscriber};
 use crate::breaker::Clock;
-use crate::capabilities::messaging::{Envelope, Error, Sender, TopicPattern};
+use crate::capabilities::messaging::{Envelope, Error, Sender};
 use crate::config::Config;
 use crate::ops::metrics::{METRICS, TopicLabels};
 
@@ -50,10 +50,7 @@ impl Inner {
     /// Whether any subscriber, loaded or away, subscribes to `topic`.
     fn wanted(&self, topic: &str) -> bool {
         let running = self.running.lock().unwrap().values().any(|r| r.subscriber.target.load().wants(topic));
-        running
-            || self.parked.lock().unwrap().values().any(|p| {
-                p.topics.iter().filter_map(|t| TopicPattern::parse(t).ok()).any(|pattern| pattern.matches(topic))
-            })
+        running || self.parked.lock().unwrap().values().any(|p| p.topics.iter().any(|pattern| pattern.matches(topic)))
     }
 
     /// Stores a message for the subscribers of its topic; with none, loaded or away, there is

@@ -39,10 +39,6 @@ impl Target {
     pub(crate) fn wants(&self, topic: &str) -> bool {
         self.patterns.iter().any(|p| p.matches(topic))
     }
-
-    pub(crate) fn topics(&self) -> Vec<String> {
-        self.patterns.iter().map(ToString::to_string).collect()
-    }
 }
 
 /// A subscribing component, as long as it is loaded.
@@ -230,7 +226,7 @@ pub(crate) fn stamped(n: u64, record: &Record) -> Envelope {
 async fn save_positions(subscriber: Arc<Subscriber>, mut positions: watch::Receiver<u64>) {
     loop {
         let cursor = *positions.borrow_and_update();
-        let position = Position { cursor, topics: subscriber.target.load().topics(), removed_ms: None };
+        let position = Position { cursor, topics: subscriber.target.load().patterns.clone(), removed_ms: None };
         if let Err(e) = subscriber.log.save_position(&subscriber.name, &position).await {
             tracing::warn!(subscriber = %subscriber.name, error = %e, "cannot save the subscriber's position yet");
             tokio::time::sleep(Duration::from_secs(1)).await;

@@ -9,12 +9,12 @@ use wasmtime::component::Resource;
 use super::bindings::wasi::messaging::{producer, request_reply, types};
 use super::resources::{Client, Message, RequestOptions};
 use super::topics::check_topic;
-use super::{Envelope, Error, MessagingView};
+use super::{DEFAULT_CLIENT, Envelope, Error, MessagingView};
 
 impl types::HostClient for MessagingView<'_> {
     async fn connect(&mut self, name: String) -> wasmtime::Result<Result<Resource<Client>, Error>> {
         if !self.broker.knows(&name) {
-            let why = format!("no messaging client named {name:?} on this host (it knows \"default\")");
+            let why = format!("no messaging client named {name:?} on this host (it knows {DEFAULT_CLIENT:?})");
             return Ok(Err(Error::Connection(why)));
         }
         Ok(Ok(self.table.push(Client)?))

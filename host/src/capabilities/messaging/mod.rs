@@ -36,6 +36,9 @@ pub(crate) mod bindings {
     });
 }
 
+/// The one client name a component connects to on this host: the embedded bus.
+pub(crate) const DEFAULT_CLIENT: &str = "default";
+
 /// Where the replies to a request go.
 pub(crate) type ReplyTo = tokio::sync::mpsc::UnboundedSender<Envelope>;
 

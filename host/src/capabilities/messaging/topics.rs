@@ -26,8 +26,11 @@ fn check_tokens(text: &str, what: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A subscription's topic pattern, e.g. `orders.>` or `users.*.deleted`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A subscription's topic pattern, e.g. `orders.>` or `users.*.deleted`. Stored as its text
+/// (the bus keeps the topics of subscribers away); only [`TopicPattern::parse`] makes one
+/// from outside input.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct TopicPattern(String);
 
 impl TopicPattern {
