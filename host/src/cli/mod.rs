@@ -66,6 +66,12 @@ pub struct ServeArgs {
     /// Serve the admin API on a non-loopback address without a token (refused otherwise).
     #[arg(long)]
     pub insecure_admin: bool,
+    /// Join a cluster over these NATS servers, comma-separated (`[cluster] nats` in the file)
+    #[arg(long, value_delimiter = ',', value_name = "NATS_URLS")]
+    pub cluster: Vec<String>,
+    /// This host's id in the cluster (`[cluster] host_id`) [default: machine name and a random suffix]
+    #[arg(long)]
+    pub host_id: Option<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -1,7 +1,8 @@
-//! `trellis serve`, the composition root: reads the settings, builds the engine, storage and
-//! registry, binds both listeners (writing the bound addresses to the data folder), loads
-//! the components folder in the background while already serving, and runs until Ctrl-C or
-//! SIGTERM; then it drains for up to the shutdown timeout (a second signal exits at once).
+//! `trellis serve`, the composition root: reads the settings, binds both listeners (writing the
+//! bound addresses to the data folder), joins the cluster when one is configured, builds the
+//! engine, storage and registry, loads the components folder in the background while already
+//! serving, and runs until Ctrl-C or SIGTERM; then it leaves the cluster and drains for up to
+//! the shutdown timeout (a second signal exits at once).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tokio::net::TcpListener;
 use super::ServeArgs;
 use crate::breaker::{Clock, SystemClock};
 use crate::capabilities::keyvalue::Storage;
+use crate::cluster::Cluster;
 use crate::config::{Config, Settings};
 use crate::events::Bus;
 use crate::http::listener::{self, Services};
@@ -28,10 +30,16 @@ use crate::runtime::Engines;
 const DEFAULT_CONFIG: &str = "trellis.toml";
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(path) => Config::load(path, true)?,
         None => Config::load(Path::new(DEFAULT_CONFIG), false)?,
     };
+    if !args.cluster.is_empty() {
+        config.cluster.nats = args.cluster.clone();
+    }
+    if args.host_id.is_some() {
+        config.cluster.host_id = args.host_id.clone();
+    }
     let mut flags = args.server;
     if args.no_watch {
         flags.watch = Some(false);
@@ -44,12 +52,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let data = &settings.data;
     private_dir(data).with_context(|| format!("cannot create the data folder {}", data.display()))?;
     private_dir(&data.join("cache")).context("cannot create the compile cache folder")?;
+    let bind = async |addr| TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"));
+    let (public, admin) = (bind(settings.listen).await?, bind(settings.admin_listen).await?);
+    let (public_addr, admin_addr) = (public.local_addr()?, admin.local_addr()?);
+    let cluster = match config.cluster.enabled() {
+        true => Some(Cluster::join(&config.cluster, public_addr.to_string()).await?),
+        false => None,
+    };
     let engines = Engines::new(&config, &data.join("cache"))?;
     let storage =
         Storage::open(&data.join("store.redb"), settings.storage_cache_bytes).context("cannot open the storage")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let bus = Bus::open(storage.clone(), config.clone(), clock.clone()).context("cannot open the events bus")?;
-    let shared = Arc::new(Shared { engines, config, storage: storage.clone(), clock, bus });
+    let shared = Arc::new(Shared { engines, config, storage: storage.clone(), clock, bus, cluster: cluster.clone() });
     let registry = Arc::new(Registry::new(shared));
     let draining = Arc::new(AtomicBool::new(false));
     let supervisor = Arc::new(Supervisor::default());
@@ -69,11 +84,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let limits = settings.edge.clone();
     let services = Arc::new(Services { endpoints, registry: registry.clone(), limits, draining });
 
-    let bind = async |addr| TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"));
-    let (public, admin) = (bind(settings.listen).await?, bind(settings.admin_listen).await?);
     let watched = settings.watch.then(|| registry::watch(registry.clone(), &settings.components, &supervisor));
     let _watch = watched.transpose()?;
-    let (public_addr, admin_addr) = (public.local_addr()?, admin.local_addr()?);
     write_addr(&data.join("listen.addr"), &public_addr.to_string())?;
     write_addr(&data.join("admin.addr"), &admin_addr.to_string())?;
     tracing::info!(%public_addr, %admin_addr, components = %settings.components.display(), "serving");
@@ -94,7 +106,24 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             trimmed.snapshot().components.values().for_each(|component| component.trim_idle());
         }
     });
-    listener::run(services, public, admin, shutdown_signal(), settings.shutdown_timeout).await?;
+    if let Some(cluster) = &cluster {
+        // What other hosts provide changes the links here.
+        let (mut changes, relinked) = (cluster.changes(), registry.clone());
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                relinked.relink().await;
+            }
+        });
+    }
+    let leaving = cluster.clone();
+    let signal = async move {
+        shutdown_signal().await;
+        // Other hosts stop sending work here before the drain begins.
+        if let Some(cluster) = leaving {
+            cluster.leave().await;
+        }
+    };
+    listener::run(services, public, admin, signal, settings.shutdown_timeout).await?;
     // Ids reserved and not given go back, so a clean restart continues without a gap.
     tokio::task::spawn_blocking(move || storage.release_sequences()).await?;
     Ok(())

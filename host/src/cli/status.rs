@@ -1,6 +1,7 @@
-//! `trellis status`: asks a running host's admin API for `/_trellis/services` and
-//! `/_trellis/messaging` and prints its components, links and breakers, and its subscribers
-//! with their lag, as tables.
+//! `trellis status`: asks a running host's admin API for `/_trellis/services`,
+//! `/_trellis/messaging` and `/_trellis/cluster` and prints its components, links and
+//! breakers (a remote provider with the hosts that run it), its subscribers with their lag,
+//! and in cluster mode the hosts of the cluster, as tables.
 
 use std::fmt::Write;
 
@@ -8,7 +9,7 @@ use anyhow::Context;
 
 use super::StatusArgs;
 use crate::events::Status;
-use crate::ops::report::{ComponentState, ServicesReport};
+use crate::ops::report::{ClusterReport, ComponentState, ServicesReport};
 
 /// Fetches the report and renders it (or the raw JSON with `--json`).
 pub fn status(args: &StatusArgs) -> anyhow::Result<String> {
@@ -37,7 +38,23 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<String> {
     }
     let messaging: Status = serde_json::from_str(&get(&base, "/_trellis/messaging", args)?)
         .context("the admin API answered something that is not its messaging status")?;
-    Ok(render(&report) + &render_messaging(&messaging))
+    let cluster: ClusterReport = serde_json::from_str(&get(&base, "/_trellis/cluster", args)?)
+        .context("the admin API answered something that is not its cluster report")?;
+    Ok(render(&report) + &render_messaging(&messaging) + &render_cluster(&cluster))
+}
+
+/// The hosts of the cluster and what each runs, in cluster mode.
+fn render_cluster(report: &ClusterReport) -> String {
+    let Some(status) = &report.status else { return String::new() };
+    let mut rows = vec![vec!["HOST".into(), "HTTP".into(), "SEEN".into(), "COMPONENTS".into()]];
+    for h in &status.hosts {
+        let name = if h.this_host { format!("{} (this host)", h.record.host) } else { h.record.host.clone() };
+        let seen = format!("{:.1}s ago", h.last_seen_ms as f64 / 1000.0);
+        let components: Vec<&str> = h.record.components.iter().map(|c| c.name.as_str()).collect();
+        rows.push(vec![name, h.record.http.clone(), seen, components.join(",")]);
+    }
+    let connection = if status.connected { "connected" } else { "NOT CONNECTED" };
+    format!("\ncluster {} over {} ({connection})\n{}", status.name, status.nats.join(","), table(&rows))
 }
 
 /// The body of the admin API's answer to `GET path`, which must be 200.
@@ -105,7 +122,10 @@ fn render(report: &ServicesReport) -> String {
         for l in &c.imports {
             let (provider, breaker, calls, failures) = match (&l.provider, &l.breaker) {
                 (Some(provider), Some(breaker)) => (
-                    provider.clone(),
+                    match &l.remote_hosts {
+                        Some(hosts) => format!("{provider} @ {}", hosts.join(",")),
+                        None => provider.clone(),
+                    },
                     breaker.state.as_str().to_string(),
                     breaker.calls.to_string(),
                     breaker.failures.to_string(),

@@ -107,7 +107,7 @@ impl LoadedComponent {
 
     pub(crate) fn new(parts: Parts) -> wasmtime::Result<Self> {
         let exports = export_index(parts.pre.component(), &parts.description);
-        let id = ProviderId { name: parts.name.clone(), version: LOADS.fetch_add(1, Ordering::Relaxed) };
+        let id = ProviderId { name: parts.name.clone(), version: LOADS.fetch_add(1, Ordering::Relaxed), remote: false };
         let recipe = Arc::new(Recipe {
             name: parts.name.clone(),
             limits: parts.limits.clone(),

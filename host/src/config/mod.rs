@@ -3,8 +3,10 @@
 //! The `[server]` section and its merge with the command line live in [`server`]; using the
 //! settings is every other module's business.
 
+mod cluster;
 mod server;
 
+pub use cluster::Cluster;
 pub use server::{EdgeLimits, Server, Settings};
 
 use std::collections::BTreeMap;
@@ -32,6 +34,8 @@ pub struct Config {
     pub components: BTreeMap<String, ComponentConfig>,
     /// Events between components (`wasi:messaging`): delivery and retention.
     pub messaging: Messaging,
+    /// Joining other hosts over NATS; off unless NATS servers are named.
+    pub cluster: Cluster,
 }
 
 /// How messages are delivered and how long they are kept. Durations are whole milliseconds.

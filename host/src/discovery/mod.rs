@@ -4,16 +4,18 @@
 //! (`typecheck`). Deciding who provides what to whom is the registry's job.
 
 mod typecheck;
+mod types;
 
 pub(crate) use typecheck::Signature;
+pub(crate) use types::ValueType;
 
 use std::fmt;
+
+use serde::{Deserialize, Serialize};
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
-
-use typecheck::has_resource;
 
 /// The interface a WASI 0.2 HTTP-serving component exports (any 0.2.x version).
 pub(crate) const HTTP_HANDLER: &str = "wasi:http/incoming-handler";
@@ -38,7 +40,8 @@ pub(crate) const SUBSCRIPTIONS_INTERFACE: &str = "trellis:messaging/subscription
 const HOST_INTERFACES: &[&str] = &["trellis:keyvalue/ordered", "trellis:keyvalue/sequences"];
 
 /// A fully qualified interface name split into its parts: `shop:users/api@0.1.0`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", from = "String")]
 pub struct InterfaceName {
     /// `shop:users/api`
     pub base: String,
@@ -83,6 +86,18 @@ impl InterfaceName {
     }
 }
 
+impl From<String> for InterfaceName {
+    fn from(full: String) -> Self {
+        Self::parse(&full)
+    }
+}
+
+impl From<InterfaceName> for String {
+    fn from(name: InterfaceName) -> Self {
+        name.to_string()
+    }
+}
+
 impl fmt::Display for InterfaceName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.version {
@@ -93,7 +108,7 @@ impl fmt::Display for InterfaceName {
 }
 
 /// One imported or exported interface and the functions in it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Interface {
     pub name: InterfaceName,
     /// The name exactly as it appears in the component.
@@ -113,9 +128,12 @@ impl Interface {
         if let Some(resource) = self.resources.first() {
             return Some(format!("it defines resource `{resource}`, and resources cannot cross between components"));
         }
-        self.functions.iter().find(|f| f.params.iter().map(|(_, t)| t).chain(&f.results).any(has_resource)).map(|f| {
-            format!("function `{}` passes a resource handle, and resources cannot cross between components", f.name)
-        })
+        self.functions
+            .iter()
+            .find(|f| f.params.iter().map(|(_, t)| t).chain(&f.results).any(ValueType::has_resource))
+            .map(|f| {
+                format!("function `{}` passes a resource handle, and resources cannot cross between components", f.name)
+            })
     }
 }
 

@@ -1,8 +1,8 @@
 //! Run-time linking between components: each import of one component from another is a
 //! [`Link`] whose functions, defined in the importer's linker, forward every call as dynamic
 //! values to the link's current [`Callee`] through the link's circuit breaker (`forward`).
-//! What a callee is (today a local component's export) is the component module's business;
-//! which callee a link points at is the registry's.
+//! What a callee is (a local component's export, or a component on other hosts) is the
+//! component and cluster modules' business; which callee a link points at is the registry's.
 
 mod forward;
 
@@ -27,6 +27,15 @@ pub struct ProviderId {
     pub name: Arc<str>,
     /// Tells apart two loads of the same name.
     pub version: u64,
+    /// Whether it runs on other hosts of the cluster (all its replicas there are one provider).
+    pub remote: bool,
+}
+
+impl ProviderId {
+    /// Component `name` as it runs on the other hosts of the cluster.
+    pub fn remote(name: &str) -> Self {
+        Self { name: name.into(), version: 0, remote: true }
+    }
 }
 
 /// Whatever answers the calls of a link: an export of a component, wherever it runs.
@@ -36,6 +45,11 @@ pub trait Callee: Send + Sync {
     /// Calls the function at `index` in the import's function list, within `call`'s deadline.
     fn call<'a>(&'a self, index: usize, call: CallContext, params: &'a [Val], results: &'a mut [Val])
     -> CallFuture<'a>;
+
+    /// The other hosts that answer its calls, for a provider that runs elsewhere.
+    fn hosts(&self) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// Where a link currently leads.

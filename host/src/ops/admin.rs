@@ -4,6 +4,7 @@
 //! - `POST /_trellis/reload`: rescan the components folder now (new, changed, removed files).
 //! - `POST /_trellis/breakers/{open|close|reset}` with `{"caller", "interface"}`: operator
 //!   control of one link's breaker (force open, force closed, back to a fresh closed state).
+//! - `GET /_trellis/cluster`: the hosts of the cluster, what each runs, and the remote links.
 //! - `GET /_trellis/messaging`: topics, subscribers with their lag, and dead letters.
 //! - `POST /_trellis/messaging/replay`, optionally with `{"subscriber", "ids"}`: deliver dead
 //!   letters again (all of them, one subscriber's, or only those numbered).
@@ -17,7 +18,7 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::report::ServicesReport;
+use super::report::{ClusterReport, ServicesReport};
 use crate::http::responses::{self, Response};
 use crate::registry::Registry;
 
@@ -87,6 +88,11 @@ impl Admin {
             Ok(()) => self.services(),
             Err(e) => responses::error(StatusCode::INTERNAL_SERVER_ERROR, "reload_failed", format!("{e:#}")),
         }
+    }
+
+    pub(crate) fn cluster(&self) -> Response {
+        let report = ClusterReport::of(self.registry.cluster(), &self.registry.snapshot());
+        responses::json(StatusCode::OK, &report)
     }
 
     pub(crate) fn messaging(&self) -> Response {

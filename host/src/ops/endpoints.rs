@@ -28,6 +28,7 @@ enum Endpoint {
     Breaker(BreakerAction),
     Messaging,
     Replay,
+    Cluster,
 }
 
 const READ: &[Method] = &[Method::GET, Method::HEAD];
@@ -49,6 +50,7 @@ const ADMIN: &[(&str, &[Method], Endpoint)] = &[
     ("/_trellis/breakers/close", WRITE, Endpoint::Breaker(BreakerAction::Close)),
     ("/_trellis/breakers/reset", WRITE, Endpoint::Breaker(BreakerAction::Reset)),
     ("/_trellis/messaging", READ, Endpoint::Messaging),
+    ("/_trellis/cluster", READ, Endpoint::Cluster),
     ("/_trellis/messaging/replay", WRITE, Endpoint::Replay),
 ];
 
@@ -99,6 +101,7 @@ impl Endpoints {
             Some(Ok(Endpoint::Breaker(action))) => self.admin.breaker(action, request).await,
             Some(Ok(Endpoint::Messaging)) => self.admin.messaging(),
             Some(Ok(Endpoint::Replay)) => self.admin.replay(request).await,
+            Some(Ok(Endpoint::Cluster)) => self.admin.cluster(),
             Some(Ok(_)) => responses::not_found(&path),
         }
     }

@@ -95,6 +95,7 @@ impl Health {
             problems.push("loading: the components folder is still being scanned".to_string());
         }
         problems.extend(self.supervisor.problems());
+        problems.extend(self.registry.cluster().map(|c| c.problems()).unwrap_or_default());
         // The error itself (file paths included) is for operators, on the admin API.
         let failed = snapshot.unserved_failures();
         problems.extend(failed.map(|f| format!("{}: failed to load (the admin API says why)", f.name)));

@@ -1,5 +1,5 @@
 //! The host's Prometheus metrics: HTTP requests, calls between components, breakers,
-//! instances, storage, component loads and messaging. One process-wide set, like Prometheus' default
+//! instances, storage, component loads, messaging and the cluster. One process-wide set, like Prometheus' default
 //! registry, so every layer records without a handle threaded through each Store;
 //! `/metrics` encodes it.
 
@@ -96,6 +96,14 @@ pub(crate) struct DeliveryLabels {
     pub result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RemoteCallLabels {
+    pub component: String,
+    /// The host that answered, or `-` when none did.
+    pub host: String,
+    pub outcome: String,
+}
+
 /// Latency buckets from 50 µs to about 26 s, doubling: covers a warm in-process call and a
 /// request that runs into its deadline.
 fn latency() -> Histogram {
@@ -120,6 +128,10 @@ pub(crate) struct Metrics {
     pub deliveries: Family<DeliveryLabels, Counter>,
     pub subscriber_lag: Family<SubscriberLabels, Gauge>,
     pub subscriber_lag_seconds: Family<SubscriberLabels, Gauge>,
+    pub remote_calls: Family<RemoteCallLabels, Counter>,
+    pub remote_call_duration: Family<ComponentLabels, Histogram>,
+    /// 1 while connected to the cluster's NATS servers, 0 otherwise (absent on a single host).
+    pub nats_connected: Gauge,
 }
 
 /// The process-wide metrics.
@@ -225,6 +237,24 @@ impl Metrics {
                 "Age of the oldest message a subscriber has not acknowledged yet",
                 Family::default(),
             ),
+            remote_calls: registered(
+                &mut r,
+                "remote_calls",
+                "Calls to components on other hosts, by component, answering host and outcome",
+                Family::default(),
+            ),
+            remote_call_duration: registered(
+                &mut r,
+                "remote_call_duration_seconds",
+                "Round trip of calls to components on other hosts, by component",
+                Family::new_with_constructor(latency),
+            ),
+            nats_connected: registered(
+                &mut r,
+                "nats_connected",
+                "1 while the host is connected to the cluster's NATS servers",
+                Gauge::default(),
+            ),
             registry: r,
         }
     }
@@ -270,6 +300,13 @@ impl Metrics {
     pub(crate) fn record_delivery(&self, subscriber: &str, result: &str) {
         let labels = DeliveryLabels { subscriber: subscriber.into(), result: result.into() };
         self.deliveries.get_or_create(&labels).inc();
+    }
+
+    pub(crate) fn record_remote_call(&self, component: &str, host: &str, outcome: &str, took: Duration) {
+        let labels = RemoteCallLabels { component: component.into(), host: host.into(), outcome: outcome.into() };
+        self.remote_calls.get_or_create(&labels).inc();
+        let component = ComponentLabels { component: labels.component };
+        self.remote_call_duration.get_or_create(&component).observe(took.as_secs_f64());
     }
 
     pub(crate) fn record_load(&self, component: &str, result: &str) {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::breaker;
+use crate::cluster::{self, Cluster};
 use crate::component::LoadedComponent;
 use crate::linking::Link;
 use crate::registry::{Failure, Snapshot};
@@ -61,6 +62,9 @@ pub struct ImportReport {
     pub provider: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<String>,
+    /// For a provider on other hosts: the hosts that run it. Absent for a local provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_hosts: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breaker: Option<breaker::Snapshot>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,6 +137,7 @@ impl ImportReport {
                 resolved: true,
                 provider: Some(target.callee.provider().name.to_string()),
                 export: Some(target.export.clone()),
+                remote_hosts: target.callee.hosts(),
                 breaker: Some(target.breaker.snapshot()),
                 reason: None,
             },
@@ -141,6 +146,7 @@ impl ImportReport {
                 resolved: false,
                 provider: None,
                 export: None,
+                remote_hosts: None,
                 breaker: None,
                 reason: link.unresolved_reason(),
             },
@@ -151,5 +157,48 @@ impl ImportReport {
 impl FailureReport {
     pub(crate) fn of(failure: &Failure) -> Self {
         Self { name: failure.name.clone(), path: failure.path.clone(), error: failure.error.clone() }
+    }
+}
+
+/// `GET /_trellis/cluster`: this host's view of the cluster, and the links that leave it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterReport {
+    /// False on a single host (no `--cluster`, no `[cluster] nats`).
+    pub enabled: bool,
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub status: Option<cluster::Status>,
+    /// Every import of a component here that another host serves.
+    #[serde(default)]
+    pub remote_links: Vec<RemoteLink>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoteLink {
+    pub caller: String,
+    pub interface: String,
+    pub provider: String,
+    pub export: String,
+    pub hosts: Vec<String>,
+    pub breaker: breaker::Snapshot,
+}
+
+impl ClusterReport {
+    pub fn of(cluster: Option<&Cluster>, snapshot: &Snapshot) -> Self {
+        let mut remote_links = Vec::new();
+        for component in snapshot.components.values() {
+            for link in &component.links {
+                let Some(target) = link.target() else { continue };
+                let Some(hosts) = target.callee.hosts() else { continue };
+                remote_links.push(RemoteLink {
+                    caller: component.name.to_string(),
+                    interface: link.interface.full_name.clone(),
+                    provider: target.callee.provider().name.to_string(),
+                    export: target.export.clone(),
+                    hosts,
+                    breaker: target.breaker.snapshot(),
+                });
+            }
+        }
+        Self { enabled: cluster.is_some(), status: cluster.map(Cluster::status), remote_links }
     }
 }

@@ -23,6 +23,7 @@ use futures::StreamExt;
 
 use crate::breaker::Clock;
 use crate::capabilities::keyvalue::Storage;
+use crate::cluster::Cluster;
 use crate::component::FileStamp;
 use crate::config::Config;
 use crate::events::Bus;
@@ -43,6 +44,8 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// Events between components: which components subscribe follows the loaded set.
     pub bus: Bus,
+    /// The other hosts, in cluster mode: what they run links imports nothing here provides.
+    pub cluster: Option<Cluster>,
 }
 
 pub struct Registry {
@@ -72,10 +75,30 @@ impl Registry {
         &self.shared.bus
     }
 
-    /// Makes `next` the loaded set, and the bus's subscribers follow it.
+    /// The cluster this host belongs to, if any.
+    pub(crate) fn cluster(&self) -> Option<&Cluster> {
+        self.shared.cluster.as_ref()
+    }
+
+    /// Makes `next` the loaded set; the bus's subscribers and the cluster directory follow it.
     fn publish(&self, next: Snapshot) {
         self.shared.bus.sync(&next.components);
+        if let Some(cluster) = &self.shared.cluster {
+            cluster.sync(&next.components);
+        }
         self.snapshot.store(Arc::new(next));
+    }
+
+    /// Points every link again, after what other hosts provide changed.
+    pub async fn relink(&self) {
+        let _writer = self.writer.lock().await;
+        self.relink_all(&self.snapshot().components);
+    }
+
+    fn relink_all(&self, components: &relink::Components) {
+        let shared = &self.shared;
+        let cluster = shared.cluster.as_ref();
+        relink::relink(components, &shared.config.providers, &shared.config.breaker, &shared.clock, cluster);
     }
 
     /// Whether the first scan of the folder is still under way.
@@ -169,7 +192,7 @@ impl Registry {
             return Err(self.fail(name, path, stamp, why));
         }
         next.failures.remove(name);
-        relink::relink(&next.components, &shared.config.providers, &shared.config.breaker, &shared.clock);
+        self.relink_all(&next.components);
         METRICS.record_load(name, "loaded");
         tracing::info!(
             component = %name,
@@ -189,8 +212,7 @@ impl Registry {
         let mut next = (*self.snapshot()).clone();
         let removed = next.components.remove(name).is_some() | next.failures.remove(name).is_some();
         next.router.remove(name);
-        let shared = &self.shared;
-        relink::relink(&next.components, &shared.config.providers, &shared.config.breaker, &shared.clock);
+        self.relink_all(&next.components);
         self.publish(next);
         if removed {
             METRICS.record_load(name, "removed");

@@ -1,14 +1,16 @@
 //! Acting on the resolver's decisions: every link pointed at its chosen provider (with a
 //! fresh breaker for each new target) or told why it has none, and a replacement refused
-//! when it would unlink what worked.
+//! when it would unlink what worked. A provider loaded here is preferred; in cluster mode,
+//! an import none serves goes to a component on other hosts, chosen by the same rules.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::resolver::{self, Choice, Provider};
 use crate::breaker::{Breaker, BreakerConfig, Clock, StateName};
+use crate::cluster::{Cluster, RemoteComponent};
 use crate::component::{ExportCallee, LoadedComponent};
-use crate::linking::{Link, Target};
+use crate::linking::{Callee, Link, ProviderId, Target};
 use crate::ops::metrics::{LinkLabels, METRICS};
 
 /// The loaded components by name.
@@ -47,6 +49,36 @@ pub(super) fn check_replacement(
     Ok(())
 }
 
+/// Where a link should lead.
+enum Decision {
+    Local(Choice),
+    Remote(Choice),
+}
+
+/// The provider loaded here if one serves `link`, else one on another host; else why none.
+fn decide(
+    link: &Link,
+    components: &Components,
+    remote: &[RemoteComponent],
+    pins: &BTreeMap<String, String>,
+) -> Result<Decision, String> {
+    let local_why = match choose(link, components, pins) {
+        Ok(choice) => return Ok(Decision::Local(choice)),
+        Err(why) => why,
+    };
+    if remote.is_empty() {
+        return Err(local_why);
+    }
+    let others = remote.iter().map(|c| Provider { name: &c.name, exports: &c.exports });
+    match resolver::choose(&link.caller, &link.interface, pins, others) {
+        Ok(choice) => Ok(Decision::Remote(choice)),
+        Err(remote_why) if remote_why.starts_with("type mismatch") => {
+            Err(format!("{local_why}; on other hosts: {remote_why}"))
+        }
+        Err(_) => Err(local_why),
+    }
+}
+
 /// Points every link at its chosen provider, or records why there is none. A link whose
 /// provider did not change keeps its target, and so its breaker's history.
 pub(super) fn relink(
@@ -54,11 +86,13 @@ pub(super) fn relink(
     pins: &BTreeMap<String, String>,
     breaker: &BreakerConfig,
     clock: &Arc<dyn Clock>,
+    cluster: Option<&Cluster>,
 ) {
+    let remote = cluster.map(Cluster::providers).unwrap_or_default();
     for caller in components.values() {
         for link in &caller.links {
-            let choice = match choose(link, components, pins) {
-                Ok(choice) => choice,
+            let decision = match decide(link, components, &remote, pins) {
+                Ok(decision) => decision,
                 Err(why) => {
                     if link.target().is_some() || link.unresolved_reason().as_deref() != Some(why.as_str()) {
                         tracing::warn!(caller = &*caller.name, import = %link.interface.full_name, reason = %why, "import unresolved");
@@ -67,22 +101,39 @@ pub(super) fn relink(
                     continue;
                 }
             };
-            let provider = &components[&choice.provider];
-            let unchanged =
-                link.target().is_some_and(|t| *t.callee.provider() == provider.id && t.export == choice.export);
-            if unchanged {
-                continue;
-            }
-            match ExportCallee::new(provider.clone(), &choice.export, &link.interface) {
-                Some(callee) => {
-                    tracing::info!(caller = &*caller.name, import = %link.interface.full_name, provider = &*provider.name, export = choice.export, "linked");
-                    let breaker = observed_breaker(&caller.name, &link.interface.full_name, breaker, clock);
-                    link.set_target(Target { callee: Arc::new(callee), export: choice.export, breaker });
+            let (choice, callee): (Choice, Option<Arc<dyn Callee>>) = match decision {
+                Decision::Local(choice) => {
+                    let provider = &components[&choice.provider];
+                    if leads_to(link, &provider.id, &choice) {
+                        continue;
+                    }
+                    let callee = ExportCallee::new(provider.clone(), &choice.export, &link.interface);
+                    (choice, callee.map(|c| Arc::new(c) as Arc<dyn Callee>))
                 }
-                None => link.clear_target(format!("'{}' lacks a function of {}", provider.name, choice.export)),
+                Decision::Remote(choice) => {
+                    if leads_to(link, &ProviderId::remote(&choice.provider), &choice) {
+                        continue;
+                    }
+                    let callee = cluster.and_then(|c| c.callee(&choice.provider, &choice.export, &link.interface));
+                    (choice, callee.map(|c| Arc::new(c) as Arc<dyn Callee>))
+                }
+            };
+            match callee {
+                Some(callee) => {
+                    let remote = callee.provider().remote;
+                    tracing::info!(caller = &*caller.name, import = %link.interface.full_name, provider = choice.provider, export = choice.export, remote, "linked");
+                    let breaker = observed_breaker(&caller.name, &link.interface.full_name, breaker, clock);
+                    link.set_target(Target { callee, export: choice.export, breaker });
+                }
+                None => link.clear_target(format!("'{}' lacks a function of {}", choice.provider, choice.export)),
             }
         }
     }
+}
+
+/// Whether `link` already leads to `provider`'s chosen export.
+fn leads_to(link: &Link, provider: &ProviderId, choice: &Choice) -> bool {
+    link.target().is_some_and(|t| t.callee.provider() == provider && t.export == choice.export)
 }
 
 /// A fresh breaker for one link, reporting its state changes to the log and metrics.

@@ -63,15 +63,17 @@ pub(super) fn choose<'a>(
 
 #[cfg(test)]
 mod tests {
-    use wasmtime::component::types::Type;
-
     use super::*;
-    use crate::discovery::{InterfaceName, Signature};
+    use crate::discovery::{InterfaceName, Signature, ValueType as Type};
 
     /// `full_name` with one function `greet(name: <param>) -> string`.
     fn greet(full_name: &str, param: Type) -> Interface {
-        let function =
-            Signature { name: "greet".into(), params: vec![("name".into(), param)], results: vec![Type::String] };
+        let function = Signature {
+            name: "greet".into(),
+            params: vec![("name".into(), param)],
+            results: vec![Type::String],
+            func: None,
+        };
         Interface {
             name: InterfaceName::parse(full_name),
             full_name: full_name.into(),

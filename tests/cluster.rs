@@ -1,0 +1,138 @@
+//! Cluster mode, driven as users would: real `nats-server` processes, several real `trellis
+//! serve --cluster` hosts on loopback, each with its own components folder, talking HTTP.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::nats::Nats;
+use support::{Host, Reply, eventually, link, shop};
+
+const USERS_API: &str = "shop:users/api@0.1.0";
+
+/// A host of the cluster over `nats`, with a short heartbeat so that tests see hosts leave
+/// within a second or two.
+fn host(nats: &Nats, id: &str, components: &[&str]) -> Host {
+    let config = "[cluster]\nname = \"shop\"\nheartbeat = 300\n";
+    Host::start_with_args(components, config, &["--cluster", &nats.urls(), "--host-id", id])
+}
+
+/// Waits until `caller` on `host` links `interface` to a provider on the hosts `hosts`.
+fn wait_remote_link(host: &Host, caller: &str, interface: &str, hosts: &[&str]) {
+    eventually(Duration::from_secs(10), &format!("{caller} to link {interface} on {hosts:?}"), || {
+        link(host, caller, interface).remote_hosts.is_some_and(|h| h == hosts)
+    });
+}
+
+fn post_with_correlation(host: &Host, path: &str, body: &Value, correlation: &str) -> Reply {
+    let request = http::Request::post(format!("{}{path}", host.public))
+        .header("content-type", "application/json")
+        .header("x-correlation-id", correlation)
+        .body(serde_json::to_vec(body).unwrap())
+        .unwrap();
+    support::send(request)
+}
+
+#[test]
+fn an_order_on_one_host_validates_its_user_through_the_user_service_on_another() {
+    let nats = Nats::single();
+    let a = host(&nats, "host-a", &["user-service"]);
+    let b = host(&nats, "host-b", &["order-service"]);
+    wait_remote_link(&b, "order-service", USERS_API, &["host-a"]);
+
+    let user = shop::create_user(&a, "Ada", "ada@example.com");
+    let user_id = user["id"].as_u64().unwrap();
+    let reply = post_with_correlation(&b, "/api/v1/orders", &shop::order_body(user_id), "cluster-test-7f3a");
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.json()["user_id"], user_id);
+    // The user service on host A said who does not exist, too.
+    let unknown = b.send("POST", "/api/v1/orders", Some(&shop::order_body(9_999_999)));
+    assert_eq!(shop::status(&unknown), (422, "validation_error".to_string()), "{}", unknown.body);
+
+    // One request, followed across both hosts' logs by its correlation id.
+    let served = a.log_when(|log| log.contains("cluster-test-7f3a"));
+    assert!(served.lines().any(|l| l.contains("cluster-test-7f3a") && l.contains("remote call served")), "{served}");
+    assert!(b.log().contains("cluster-test-7f3a"), "{}", b.log());
+
+    // The link is reported as remote, everywhere an operator looks.
+    let cluster = b.admin_get("/_trellis/cluster").json();
+    assert_eq!(cluster["enabled"], true);
+    assert_eq!(cluster["host"], "host-b");
+    let hosts: Vec<&str> = cluster["hosts"].as_array().unwrap().iter().map(|h| h["host"].as_str().unwrap()).collect();
+    assert_eq!(hosts, ["host-b", "host-a"]);
+    let remote = &cluster["remote_links"][0];
+    assert_eq!((remote["caller"].as_str(), remote["provider"].as_str()), (Some("order-service"), Some("user-service")));
+    assert_eq!(remote["hosts"], json!(["host-a"]));
+    assert_eq!(remote["breaker"]["state"], "closed");
+    let (ok, table, err) = support::trellis(&["status", "--admin", &b.admin]);
+    assert!(ok, "{err}");
+    assert!(table.contains("user-service @ host-a"), "{table}");
+    assert!(table.contains("host-a") && table.contains("host-b (this host)"), "{table}");
+}
+
+#[test]
+fn a_component_dropped_into_one_host_is_callable_from_another_within_two_seconds() {
+    let nats = Nats::single();
+    let a = host(&nats, "drop-a", &[]);
+    let b = host(&nats, "drop-b", &["order-service"]);
+    // Both hosts see each other before the drop, so the time measured is the drop's alone.
+    eventually(Duration::from_secs(10), "the hosts to see each other", || {
+        b.admin_get("/_trellis/cluster").json()["hosts"].as_array().is_some_and(|h| h.len() == 2)
+    });
+    assert!(!link(&b, "order-service", USERS_API).resolved);
+
+    let dropped = Instant::now();
+    std::fs::copy(support::component("user-service"), a.components_dir().join("user-service.wasm")).unwrap();
+    wait_remote_link(&b, "order-service", USERS_API, &["drop-a"]);
+    let user = shop::create_user(&a, "Grace", "grace@example.com");
+    let reply = b.send("POST", "/api/v1/orders", Some(&shop::order_body(user["id"].as_u64().unwrap())));
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let took = dropped.elapsed();
+    assert!(took < Duration::from_secs(2), "callable from the other host after {took:?}");
+
+    std::fs::remove_file(a.components_dir().join("user-service.wasm")).unwrap();
+    eventually(Duration::from_secs(5), "the other host to see the provider gone", || {
+        !link(&b, "order-service", USERS_API).resolved
+    });
+    let reply = b.send("POST", "/api/v1/orders", Some(&shop::order_body(1)));
+    assert_eq!(shop::status(&reply), (503, "unavailable".to_string()), "{}", reply.body);
+}
+
+#[test]
+fn without_nats_local_work_goes_on_remote_calls_fail_fast_and_everything_heals_when_it_returns() {
+    let mut nats = Nats::single();
+    let a = host(&nats, "calm-a", &["user-service"]);
+    let b = host(&nats, "calm-b", &["order-service", "hello"]);
+    wait_remote_link(&b, "order-service", USERS_API, &["calm-a"]);
+    let user = shop::create_user(&a, "Edsger", "edsger@example.com");
+    let user_id = user["id"].as_u64().unwrap();
+    assert_eq!(b.send("POST", "/api/v1/orders", Some(&shop::order_body(user_id))).status, 201);
+    assert_eq!(b.get("/health/ready").status, 200, "{}", b.get("/health/ready").body);
+
+    nats.servers[0].kill();
+    eventually(Duration::from_secs(5), "readiness to say NATS is gone", || {
+        let ready = b.get("/health/ready");
+        ready.status == 503 && ready.body.contains("not connected to the NATS servers")
+    });
+    // Local routes and local data keep working.
+    assert_eq!(b.get("/hello/").status, 200);
+    assert_eq!(b.get("/api/v1/orders?user_id=1").status, 200);
+    assert_eq!(a.get(&format!("/api/v1/users/{user_id}")).status, 200);
+    // A remote import answers "unavailable" at once, not after a timeout.
+    let mut took = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let reply = b.send("POST", "/api/v1/orders", Some(&shop::order_body(user_id)));
+        took.push(started.elapsed());
+        assert_eq!(shop::status(&reply), (503, "unavailable".to_string()), "{}", reply.body);
+    }
+    took.sort();
+    assert!(took[2] < Duration::from_millis(100), "remote calls answered unavailable after {took:?}");
+
+    nats.servers[0].start();
+    eventually(Duration::from_secs(20), "remote calls to work again", || {
+        b.send("POST", "/api/v1/orders", Some(&shop::order_body(user_id))).status == 201
+    });
+    eventually(Duration::from_secs(10), "readiness to recover", || b.get("/health/ready").status == 200);
+}
