@@ -39,6 +39,7 @@ fn an_order_on_one_host_validates_its_user_through_the_user_service_on_another()
     let nats = Nats::single();
     let a = host(&nats, "host-a", &["user-service"]);
     let b = host(&nats, "host-b", &["order-service"]);
+    let c = host(&nats, "host-c", &[]);
     wait_remote_link(&b, "order-service", USERS_API, &["host-a"]);
 
     let user = shop::create_user(&a, "Ada", "ada@example.com");
@@ -50,6 +51,24 @@ fn an_order_on_one_host_validates_its_user_through_the_user_service_on_another()
     let unknown = b.send("POST", "/api/v1/orders", Some(&shop::order_body(9_999_999)));
     assert_eq!(shop::status(&unknown), (422, "validation_error".to_string()), "{}", unknown.body);
 
+    // Host C runs nothing, and serves every route of the cluster.
+    eventually(Duration::from_secs(10), "host C to know the other hosts' routes", || {
+        c.get(&format!("/api/v1/users/{user_id}")).status == 200
+    });
+    let order = c.send("POST", "/api/v1/orders", Some(&shop::order_body(user_id)));
+    assert_eq!(order.status, 201, "{}", order.body);
+    let id = order.json()["id"].as_u64().unwrap();
+    assert_eq!(b.get(&format!("/api/v1/orders/{id}")).json()["user_id"], user_id, "stored by host B");
+    assert_eq!(c.get("/api/v1/nothing-here").status, 404);
+    let metrics = c.get("/metrics").body;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("trellis_forwarded_requests_total{")
+            && l.contains("component=\"order-service\"")
+            && l.contains("host=\"host-b\"")
+            && l.contains("status=\"201\"")),
+        "{metrics}"
+    );
+
     // One request, followed across both hosts' logs by its correlation id.
     let served = a.log_when(|log| log.contains("cluster-test-7f3a"));
     assert!(served.lines().any(|l| l.contains("cluster-test-7f3a") && l.contains("remote call served")), "{served}");
@@ -60,7 +79,7 @@ fn an_order_on_one_host_validates_its_user_through_the_user_service_on_another()
     assert_eq!(cluster["enabled"], true);
     assert_eq!(cluster["host"], "host-b");
     let hosts: Vec<&str> = cluster["hosts"].as_array().unwrap().iter().map(|h| h["host"].as_str().unwrap()).collect();
-    assert_eq!(hosts, ["host-b", "host-a"]);
+    assert_eq!(hosts, ["host-b", "host-a", "host-c"]);
     let remote = &cluster["remote_links"][0];
     assert_eq!((remote["caller"].as_str(), remote["provider"].as_str()), (Some("order-service"), Some("user-service")));
     assert_eq!(remote["hosts"], json!(["host-a"]));
@@ -135,4 +154,42 @@ fn without_nats_local_work_goes_on_remote_calls_fail_fast_and_everything_heals_w
         b.send("POST", "/api/v1/orders", Some(&shop::order_body(user_id))).status == 201
     });
     eventually(Duration::from_secs(10), "readiness to recover", || b.get("/health/ready").status == 200);
+}
+
+#[test]
+fn a_replica_killed_under_a_stream_of_orders_costs_at_most_the_breakers_detection_window() {
+    let nats = Nats::single();
+    let mut a = host(&nats, "twin-a", &["user-service"]);
+    let b = host(&nats, "twin-b", &["order-service"]);
+    let c = host(&nats, "twin-c", &["user-service"]);
+    wait_remote_link(&b, "order-service", USERS_API, &["twin-a", "twin-c"]);
+    // Each replica keeps its own users here (shared storage is the NATS backend's job): the
+    // same user is created on both, so either can validate it.
+    let user_id = shop::create_user(&a, "Barbara", "barbara@example.com")["id"].as_u64().unwrap();
+    assert_eq!(shop::create_user(&c, "Barbara", "barbara@example.com")["id"].as_u64().unwrap(), user_id);
+
+    let (mut ok, mut failed) = (0, 0);
+    let started = Instant::now();
+    let mut killed_at = None;
+    while started.elapsed() < Duration::from_secs(4) {
+        if killed_at.is_none() && started.elapsed() > Duration::from_secs(1) {
+            a.kill();
+            killed_at = Some(Instant::now());
+        }
+        match b.send("POST", "/api/v1/orders", Some(&shop::order_body(user_id))).status {
+            201 => ok += 1,
+            _ => failed += 1,
+        }
+    }
+    eprintln!("orders while a replica was killed: {ok} succeeded, {failed} failed");
+    assert!(ok > 50, "{ok} orders succeeded");
+    // Calls in flight on the killed host fail; the queue group sends the rest to C at once.
+    assert!(failed <= 5, "{failed} orders failed ({ok} succeeded)");
+    eventually(Duration::from_secs(5), "the killed host to leave the directory", || {
+        let cluster = b.admin_get("/_trellis/cluster").json();
+        cluster["hosts"].as_array().unwrap().iter().all(|h| h["host"] != "twin-a")
+    });
+    let gone = killed_at.unwrap().elapsed();
+    assert!(gone < Duration::from_secs(4), "the killed host left the directory after {gone:?}");
+    wait_remote_link(&b, "order-service", USERS_API, &["twin-c"]);
 }

@@ -18,6 +18,7 @@ use crate::capabilities::keyvalue::Storage;
 use crate::cluster::Cluster;
 use crate::config::{Config, Settings};
 use crate::events::Bus;
+use crate::http::forward::Forwarder;
 use crate::http::listener::{self, Services};
 use crate::ops::admin::Admin;
 use crate::ops::endpoints::Endpoints;
@@ -82,7 +83,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
     };
     let limits = settings.edge.clone();
-    let services = Arc::new(Services { endpoints, registry: registry.clone(), limits, draining });
+    let forwarder = cluster.as_ref().map(|c| Forwarder::new(c.host_id().to_string()));
+    let services = Arc::new(Services { endpoints, registry: registry.clone(), limits, draining, forwarder });
 
     let watched = settings.watch.then(|| registry::watch(registry.clone(), &settings.components, &supervisor));
     let _watch = watched.transpose()?;
@@ -109,6 +111,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(cluster) = &cluster {
         // What other hosts provide changes the links here.
         let (mut changes, relinked) = (cluster.changes(), registry.clone());
+        // Hosts heard of before this point count too.
+        changes.mark_changed();
         tokio::spawn(async move {
             while changes.changed().await.is_ok() {
                 relinked.relink().await;

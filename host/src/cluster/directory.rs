@@ -71,12 +71,22 @@ struct Known {
     seen: Instant,
 }
 
-/// A component another host runs, with the hosts that run it.
+/// A component other hosts run, with where each of its replicas runs.
 #[derive(Debug, Clone)]
 pub struct RemoteComponent {
     pub name: String,
     pub exports: Vec<Interface>,
-    pub hosts: Vec<String>,
+    /// Its routes, as its host publishes them (`METHOD /pattern`, `*` for any method).
+    pub routes: Vec<String>,
+    pub replicas: Vec<Replica>,
+}
+
+/// One host running a component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    pub host: String,
+    /// Its public HTTP address.
+    pub http: String,
 }
 
 impl Directory {
@@ -119,15 +129,14 @@ impl Directory {
         let mut by_name: BTreeMap<&str, RemoteComponent> = BTreeMap::new();
         for known in self.hosts.values() {
             for c in &known.record.components {
-                by_name
-                    .entry(&c.name)
-                    .or_insert_with(|| RemoteComponent {
-                        name: c.name.clone(),
-                        exports: c.exports.clone(),
-                        hosts: vec![],
-                    })
-                    .hosts
-                    .push(known.record.host.clone());
+                let first = || RemoteComponent {
+                    name: c.name.clone(),
+                    exports: c.exports.clone(),
+                    routes: c.routes.clone(),
+                    replicas: vec![],
+                };
+                let replica = Replica { host: known.record.host.clone(), http: known.record.http.clone() };
+                by_name.entry(&c.name).or_insert_with(first).replicas.push(replica);
             }
         }
         by_name.into_values().collect()
@@ -167,7 +176,8 @@ mod tests {
         assert!(directory.put(host("c", &["users", "orders"]), now));
         assert!(!directory.put(host("a", &["users"]), now), "a heartbeat changes nothing");
         let components = directory.components();
-        let names: Vec<_> = components.iter().map(|c| (c.name.as_str(), c.hosts.join(","))).collect();
+        let hosts = |c: &RemoteComponent| c.replicas.iter().map(|r| r.host.clone()).collect::<Vec<_>>().join(",");
+        let names: Vec<_> = components.iter().map(|c| (c.name.as_str(), hosts(c))).collect();
         assert_eq!(names, [("orders", "c".to_string()), ("users", "a,c".to_string())]);
     }
 

@@ -10,7 +10,7 @@ mod directory;
 mod remote;
 mod wire;
 
-pub use directory::{ComponentRecord, HostRecord, RemoteComponent};
+pub use directory::{ComponentRecord, HostRecord, RemoteComponent, Replica};
 pub(crate) use remote::RemoteCallee;
 
 use std::collections::BTreeMap;

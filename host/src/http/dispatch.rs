@@ -156,7 +156,7 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
 
 /// Reads the whole body if it fits in `limit`; otherwise drains what the client still sends
 /// (up to [`DRAIN_LIMIT`]) and answers 413.
-async fn read_body(mut body: Incoming, limit: u64, declared: Option<u64>) -> Result<Bytes, Response> {
+pub(super) async fn read_body(mut body: Incoming, limit: u64, declared: Option<u64>) -> Result<Bytes, Response> {
     let too_large = || {
         let mut response = responses::error(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -22,12 +22,13 @@ use tracing::Instrument;
 
 use super::dispatch;
 use super::edge::{Activity, Watched};
+use super::forward::{FORWARDED_BY, Forwarder};
 use super::responses::{self, Response};
 use super::router::Lookup;
 use crate::config::EdgeLimits;
 use crate::ops::endpoints::{Endpoints, Listener};
 use crate::ops::metrics::METRICS;
-use crate::registry::Registry;
+use crate::registry::{Registry, Snapshot};
 
 /// The header that carries a request's correlation id in and out.
 pub(crate) const CORRELATION_HEADER: &str = "x-correlation-id";
@@ -39,6 +40,8 @@ pub(crate) struct Services {
     pub(crate) limits: EdgeLimits,
     /// Set when draining starts; readiness answers 503 from then on.
     pub(crate) draining: Arc<AtomicBool>,
+    /// In cluster mode: sends requests for other hosts' routes on to them.
+    pub(crate) forwarder: Option<Forwarder>,
 }
 
 /// Serves both listeners until `shutdown` completes, then drains for up to `drain_for`.
@@ -194,8 +197,34 @@ async fn public(services: &Services, request: http::Request<Incoming>, correlati
         }
         Lookup::NotFound => None,
     };
-    let Some((component, route)) = found else { return (responses::not_found(path), Served::host("-")) };
+    let Some((component, route)) = found else { return forward(services, &snapshot, request, &correlation_id).await };
     let served = Served { component: component.name.to_string(), route: route.to_string() };
     let body_timeout = services.limits.body_read_timeout;
     (dispatch::serve(component, request, correlation_id, body_timeout).await, served)
+}
+
+/// A request no component here answers: forwarded to a host running one that does, unless it
+/// was forwarded here already.
+async fn forward(
+    services: &Services,
+    snapshot: &Snapshot,
+    request: http::Request<Incoming>,
+    correlation_id: &str,
+) -> (Response, Served) {
+    let path = request.uri().path();
+    let (Some(forwarder), false) = (&services.forwarder, request.headers().contains_key(FORWARDED_BY)) else {
+        return (responses::not_found(path), Served::host("-"));
+    };
+    let found = match snapshot.remote.router.lookup(request.method(), path) {
+        Lookup::Found { component, pattern, .. } => snapshot.remote.components.get(component).map(|c| (c, pattern)),
+        Lookup::MethodNotAllowed { allowed } => {
+            return (responses::method_not_allowed(request.method(), path, &allowed), Served::host("-"));
+        }
+        Lookup::NotFound => None,
+    };
+    let Some((component, route)) = found else { return (responses::not_found(path), Served::host("-")) };
+    let served = Served { component: component.name.clone(), route: route.to_string() };
+    let limits = &services.registry.config().limits;
+    let body_timeout = services.limits.body_read_timeout;
+    (forwarder.forward(component, request, correlation_id, limits, body_timeout).await, served)
 }

@@ -104,6 +104,14 @@ pub(crate) struct RemoteCallLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ForwardLabels {
+    pub component: String,
+    pub host: String,
+    /// The status the other host answered, or why there was none.
+    pub status: String,
+}
+
 /// Latency buckets from 50 µs to about 26 s, doubling: covers a warm in-process call and a
 /// request that runs into its deadline.
 fn latency() -> Histogram {
@@ -129,6 +137,7 @@ pub(crate) struct Metrics {
     pub subscriber_lag: Family<SubscriberLabels, Gauge>,
     pub subscriber_lag_seconds: Family<SubscriberLabels, Gauge>,
     pub remote_calls: Family<RemoteCallLabels, Counter>,
+    pub forwarded_requests: Family<ForwardLabels, Counter>,
     pub remote_call_duration: Family<ComponentLabels, Histogram>,
     /// 1 while connected to the cluster's NATS servers, 0 otherwise (absent on a single host).
     pub nats_connected: Gauge,
@@ -243,6 +252,12 @@ impl Metrics {
                 "Calls to components on other hosts, by component, answering host and outcome",
                 Family::default(),
             ),
+            forwarded_requests: registered(
+                &mut r,
+                "forwarded_requests",
+                "Requests forwarded to a component on another host, by component, host and status",
+                Family::default(),
+            ),
             remote_call_duration: registered(
                 &mut r,
                 "remote_call_duration_seconds",
@@ -307,6 +322,11 @@ impl Metrics {
         self.remote_calls.get_or_create(&labels).inc();
         let component = ComponentLabels { component: labels.component };
         self.remote_call_duration.get_or_create(&component).observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn record_forward(&self, component: &str, host: &str, status: &str) {
+        let labels = ForwardLabels { component: component.into(), host: host.into(), status: status.into() };
+        self.forwarded_requests.get_or_create(&labels).inc();
     }
 
     pub(crate) fn record_load(&self, component: &str, result: &str) {

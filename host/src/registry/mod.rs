@@ -10,7 +10,7 @@ mod resolver;
 mod snapshot;
 mod watcher;
 
-pub(crate) use snapshot::{Failure, Snapshot};
+pub(crate) use snapshot::{Failure, Remote, Snapshot};
 pub(crate) use watcher::watch;
 
 use std::path::Path;
@@ -75,6 +75,10 @@ impl Registry {
         &self.shared.bus
     }
 
+    pub(crate) fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
     /// The cluster this host belongs to, if any.
     pub(crate) fn cluster(&self) -> Option<&Cluster> {
         self.shared.cluster.as_ref()
@@ -89,10 +93,14 @@ impl Registry {
         self.snapshot.store(Arc::new(next));
     }
 
-    /// Points every link again, after what other hosts provide changed.
+    /// Points every link again and takes the other hosts' routes, after what other hosts
+    /// provide changed.
     pub async fn relink(&self) {
         let _writer = self.writer.lock().await;
-        self.relink_all(&self.snapshot().components);
+        let mut next = (*self.snapshot()).clone();
+        next.remote = Remote::of(self.shared.cluster.as_ref().map(Cluster::providers).unwrap_or_default());
+        self.relink_all(&next.components);
+        self.snapshot.store(Arc::new(next));
     }
 
     fn relink_all(&self, components: &relink::Components) {
