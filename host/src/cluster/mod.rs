@@ -82,11 +82,18 @@ impl Cluster {
             expiry: config.expiry(),
             http: config.advertise.clone().unwrap_or(http),
         };
+        let servers = settings
+            .nats
+            .iter()
+            .map(|url| {
+                url.parse::<async_nats::ServerAddr>().with_context(|| format!("invalid NATS server URL {url:?}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let client = async_nats::ConnectOptions::new()
             .name(format!("trellis {host_id}"))
             .retry_on_initial_connect()
             .max_reconnects(None)
-            .connect(settings.nats.join(","))
+            .connect(servers)
             .await
             .with_context(|| format!("cannot use the NATS servers {}", settings.nats.join(",")))?;
         let started_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
@@ -194,14 +201,20 @@ impl Cluster {
 
     /// Takes this host out of the directory at once (a clean shutdown), so no other host
     /// sends it calls while it drains.
+    /// Bounded: without NATS, the others see this host expire instead.
     pub async fn leave(&self) {
         let bucket = self.0.bucket.lock().unwrap().clone();
-        if let Some(bucket) = bucket
-            && let Err(e) = bucket.delete(format!("{HOST_KEYS}{}", self.host_id())).await
-        {
-            tracing::warn!(error = %e, "cannot remove this host from the cluster directory");
+        let Some(bucket) = bucket.filter(|_| self.connected()) else { return };
+        let key = format!("{HOST_KEYS}{}", self.host_id());
+        let leave = async {
+            bucket.delete(key).await.map_err(|e| e.to_string())?;
+            self.0.client.flush().await.map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(self.0.settings.heartbeat, leave).await {
+            Ok(Ok(())) => tracing::info!("left the cluster"),
+            Ok(Err(e)) => tracing::warn!(error = e, "cannot remove this host from the cluster directory"),
+            Err(_) => tracing::warn!("cannot remove this host from the cluster directory in time"),
         }
-        let _ = self.0.client.flush().await;
     }
 
     /// This host's own entry.
