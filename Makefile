@@ -6,7 +6,7 @@ export CARGO_BUILD_JOBS ?= 2
 
 TRELLIS := target/release/trellis
 
-.PHONY: all build host components run cluster test lint fmt bench bench-calls bench-scale bench-writes bench-messaging clean
+.PHONY: all build host components run cluster test lint fmt bench bench-calls bench-scale bench-writes bench-messaging bench-cluster clean
 
 all: build
 
@@ -42,6 +42,7 @@ bench: components
 	./target/release/http
 	./target/release/writes
 	./target/release/messaging
+	./target/release/cluster
 	./target/release/scale
 
 ## The scale section alone: the shop at 1,000, 100,000 and 1,000,000 orders (about 10 minutes;
@@ -63,6 +64,13 @@ bench-messaging: components
 	./bench/tools.sh
 	cargo build --release --workspace
 	./target/release/messaging
+
+## A call to a component on another host of a cluster against a bare NATS request/reply of
+## the same payload (nats-server installed into .tools). Results: bench/results/CLUSTER.md.
+bench-cluster: components
+	./tools/nats-server.sh >/dev/null
+	cargo build --release -p trellis-bench --bin cluster
+	./target/release/cluster
 
 ## The cost of one call between components, and of the breaker.
 bench-calls: components

@@ -1,0 +1,164 @@
+//! A call to a component on another host, against a bare NATS request/reply of the same
+//! payload, measured side by side in one run (`make bench-cluster`, also in `make bench`).
+//!
+//! One `nats-server` (installed by `tools/nats-server.sh`); two Trellis registries in this
+//! process, each joined to the cluster as its own host: one runs `provider`, the other
+//! `consumer`, whose `test:greet/api` import therefore links to the provider on the other host.
+//!
+//! - **remote call**: timed from inside the consumer, as `make bench-calls` times a local one:
+//!   `greet-times(1 + N)` minus `greet-times(1)`, over N. Each call goes through the link's
+//!   breaker, is encoded in WAVE, crosses NATS to the other host, runs on a warm provider
+//!   instance there and comes back.
+//! - **bare NATS**: an async-nats requester and responder in the same process, over the same
+//!   server, sending the same bytes (`greet("bench")`, answered `ok("Hello, bench!")`) one
+//!   request at a time.
+//!
+//! Rounds alternate; medians. Writes `bench/results/CLUSTER.md`.
+
+#[allow(dead_code)]
+#[path = "systems.rs"]
+mod systems;
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use trellis::breaker::{Clock, SystemClock};
+use trellis::cluster::Cluster;
+use trellis::config::Config;
+use trellis::{Bus, CallContext, Engines, Registry, Shared, Storage};
+use wasmtime::component::Val;
+
+/// Calls per timed round.
+const CALLS: u32 = 1_000;
+const ROUNDS: usize = 15;
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    samples[samples.len() / 2]
+}
+
+fn context() -> CallContext {
+    CallContext { deadline: Instant::now() + Duration::from_secs(600), depth: 0, correlation_id: Arc::from("bench") }
+}
+
+/// A registry serving `component` as host `id` of the cluster over `nats`.
+async fn host(work: &Path, id: &str, component: &str, nats: &str) -> anyhow::Result<Arc<Registry>> {
+    let dir = work.join(id);
+    let components = dir.join("components");
+    std::fs::create_dir_all(&components)?;
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../dist/testing/{component}.wasm"));
+    anyhow::ensure!(source.is_file(), "{} is missing: run `make components`", source.display());
+    std::fs::copy(&source, components.join(format!("{component}.wasm")))?;
+    let mut config = Config::default();
+    config.cluster.nats = vec![nats.to_string()];
+    config.cluster.host_id = Some(id.to_string());
+    let cluster = Cluster::join(&config.cluster, "127.0.0.1:1".to_string()).await?;
+    let engines = Engines::new(&config, &dir.join("cache"))?;
+    let storage = Storage::open(&dir.join("store.redb"), 16 * 1024 * 1024)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let bus = Bus::open(storage.clone(), config.clone(), clock.clone())?;
+    let shared = Shared { engines, config, storage, clock, bus, cluster: Some(cluster.clone()) };
+    let registry = Arc::new(Registry::new(Arc::new(shared)));
+    registry.rescan(&components).await?;
+    let (mut changes, relinked) = (cluster.changes(), registry.clone());
+    changes.mark_changed();
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            relinked.relink().await;
+        }
+    });
+    Ok(registry)
+}
+
+/// Microseconds per call from inside the consumer, one round.
+async fn remote_round(consumer: &Registry) -> anyhow::Result<f64> {
+    let snapshot = consumer.snapshot();
+    let consumer = &snapshot.components["consumer"];
+    let repeat = consumer.export_function("test:consumer/repeat@0.1.0", "greet-times").expect("repeat export");
+    let per_call = consumer
+        .invoke(context(), async |warm| {
+            let func = warm.instance.get_func(&mut warm.store, repeat).expect("greet-times");
+            let mut run = async |n: u32| -> wasmtime::Result<Duration> {
+                let mut results = [Val::U32(0)];
+                warm.store.data_mut().call = context();
+                let started = Instant::now();
+                func.call_async(&mut warm.store, &[Val::U32(n)], &mut results).await?;
+                wasmtime::ensure!(results[0] == Val::U32(n), "only {:?} of {n} remote calls succeeded", results[0]);
+                Ok(started.elapsed())
+            };
+            let base = run(1).await?;
+            let many = run(CALLS + 1).await?;
+            Ok(many.saturating_sub(base).as_secs_f64() * 1e6 / f64::from(CALLS))
+        })
+        .await?;
+    Ok(per_call)
+}
+
+/// Microseconds per bare NATS request/reply with the same bytes, one round.
+async fn bare_round(client: &async_nats::Client) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    for _ in 0..CALLS {
+        let reply = client.request("bench.bare", "greet(\"bench\")".into()).await?;
+        anyhow::ensure!(reply.payload.starts_with(b"ok("), "unexpected reply {:?}", reply.payload);
+    }
+    Ok(started.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let work = tempfile::tempdir()?;
+    let store = work.path().join("nats");
+    std::fs::create_dir_all(&store)?;
+    let (_nats, url) = systems::nats_jetstream(&root, &store)?;
+    let _provider = host(work.path(), "bench-provider", "provider", &url).await?;
+    let consumer = host(work.path(), "bench-consumer", "consumer", &url).await?;
+    let started = Instant::now();
+    loop {
+        let snapshot = consumer.snapshot();
+        let greet =
+            snapshot.components["consumer"].links.iter().find(|l| l.interface.full_name == "test:greet/api@1.1.0");
+        let linked = greet.is_some_and(|l| l.target().is_some());
+        if linked {
+            break;
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "the consumer never linked to the provider");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let responder = async_nats::connect(&url).await?;
+    let mut requests = responder.subscribe("bench.bare").await?;
+    tokio::spawn(async move {
+        while let Some(request) = requests.next().await {
+            if let Some(reply) = request.reply {
+                let _ = responder.publish(reply, "ok(\"Hello, bench!\")".into()).await;
+            }
+        }
+    });
+    let requester = async_nats::connect(&url).await?;
+    requester.flush().await?;
+
+    remote_round(&consumer).await?; // warm-up: instances, connections, caches
+    bare_round(&requester).await?;
+    let (mut remote, mut bare) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        remote.push(remote_round(&consumer).await?);
+        bare.push(bare_round(&requester).await?);
+    }
+    let (remote, bare) = (median(remote), median(bare));
+    let mut out = String::new();
+    writeln!(out, "# A call to a component on another host\n")?;
+    writeln!(out, "`make bench-cluster`: medians of {ROUNDS} alternated rounds of {CALLS} sequential calls, one")?;
+    writeln!(out, "`nats-server` on loopback, both sides in one process (see `bench/src/cluster.rs`).\n")?;
+    writeln!(out, "| measure | median round trip |")?;
+    writeln!(out, "|---|---|")?;
+    writeln!(out, "| bare NATS request/reply, same payload | {bare:.1} µs |")?;
+    writeln!(out, "| Trellis remote call, guest to guest across hosts | {remote:.1} µs |")?;
+    writeln!(out, "| Trellis's share on top of the bare round trip | {:+.0}% |", (remote / bare - 1.0) * 100.0)?;
+    print!("{out}");
+    std::fs::write(root.join("bench/results/CLUSTER.md"), out)?;
+    Ok(())
+}
