@@ -10,6 +10,7 @@ use support::nats::Nats;
 use support::{Host, Reply, eventually, link, shop};
 
 const USERS_API: &str = "shop:users/api@0.1.0";
+const GREET: &str = "test:greet/api@1.1.0";
 
 /// A host of the cluster over `nats`, with a short heartbeat so that tests see hosts leave
 /// within a second or two.
@@ -211,4 +212,30 @@ fn a_host_stopped_cleanly_leaves_the_directory_at_once_across_a_three_node_nats_
     let took = stopped.elapsed();
     assert!(took < Duration::from_secs(3), "left after {took:?}, not at once");
     assert!(a.log_when(|log| log.contains("left the cluster")).contains("left the cluster"));
+}
+
+#[test]
+fn function_types_are_checked_across_hosts_and_errors_and_faults_cross_them_as_they_are() {
+    let nats = Nats::single();
+    let liar = host(&nats, "liar", &["testing/provider-mismatch"]);
+    let b = host(&nats, "caller", &["testing/consumer"]);
+    eventually(Duration::from_secs(10), "the mismatch to be reported", || {
+        link(&b, "consumer", GREET).reason.is_some_and(|why| why.contains("on other hosts: type mismatch"))
+    });
+    let why = link(&b, "consumer", GREET).reason.unwrap();
+    assert!(why.contains("'provider-mismatch'") && why.contains("`greet`"), "{why}");
+    drop(liar);
+
+    let honest = host(&nats, "honest", &["testing/provider"]);
+    wait_remote_link(&b, "consumer", GREET, &["honest"]);
+    let greeting = b.get("/consumer/greet/Ada");
+    assert_eq!((greeting.status, greeting.body.as_str()), (200, "Hello, Ada!"));
+    // A business error comes back as the provider returned it.
+    assert_eq!(b.get("/consumer/greet").status, 422);
+    // A trap on the other host is a fault here: unavailable, counted by the link's breaker.
+    let trapped = b.get("/consumer/misbehave/trap");
+    assert_eq!(trapped.status, 503, "{}", trapped.body);
+    assert!(honest.log_when(|log| log.contains("asked to trap")).contains("asked to trap"));
+    let breaker = support::breaker(&b, "consumer", GREET);
+    assert!(breaker.failures >= 1, "{breaker:?}");
 }

@@ -13,11 +13,18 @@
 //!   server, sending the same bytes (`greet("bench")`, answered `ok("Hello, bench!")`) one
 //!   request at a time.
 //!
+//! Then `POST /api/v1/orders` at 16 connections (wrk) with the order and user services on one
+//! host, and on two hosts of a cluster (`trellis serve` processes, the order service on one,
+//! the user service it validates users with on the other): what crossing hosts costs a request.
+//!
 //! Rounds alternate; medians. Writes `bench/results/CLUSTER.md`.
 
 #[allow(dead_code)]
 #[path = "systems.rs"]
 mod systems;
+#[allow(dead_code)]
+#[path = "wrk.rs"]
+mod wrk;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -107,6 +114,69 @@ async fn bare_round(client: &async_nats::Client) -> anyhow::Result<f64> {
     Ok(started.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS))
 }
 
+const USERS: u32 = 100;
+
+/// Orders per second at 16 connections through the order service, with the user service on
+/// the same host (`split` false) or on another host of the cluster over `nats`.
+fn orders_round(root: &Path, split: bool, nats: &str, script: &Path) -> anyhow::Result<wrk::Load> {
+    let work = tempfile::tempdir()?;
+    let bin = root.join("target/release/trellis");
+    let host = |id: &str, names: &[&str]| -> anyhow::Result<systems::Server> {
+        let dir = work.path().join(id);
+        let components = dir.join("components");
+        std::fs::create_dir_all(&components)?;
+        for name in names {
+            std::fs::copy(root.join(format!("dist/{name}.wasm")), components.join(format!("{name}.wasm")))?;
+        }
+        let config = dir.join("trellis.toml");
+        let cluster = format!(
+            "[cluster]\nname = \"orders-{}\"\nnats = [\"{nats}\"]\nhost_id = \"{id}\"\n",
+            work.path().display().to_string().replace(['/', '.'], "")
+        );
+        std::fs::write(&config, if split { cluster } else { String::new() })?;
+        systems::trellis(&bin, &components, &dir.join("data"), Some(&config))
+    };
+    let servers = match split {
+        true => vec![host("users", &["user-service"])?, host("orders", &["order-service"])?],
+        false => vec![host("shop", &["user-service", "order-service"])?],
+    };
+    let (users, orders) = (&servers[0].base, &servers[servers.len() - 1].base);
+    for n in 1..=USERS {
+        let user = format!(r#"{{"name":"User {n}","email":"user{n}@example.com"}}"#);
+        let status = systems::status("POST", &format!("{users}/api/v1/users"), Some(&user));
+        anyhow::ensure!(status == Some(201), "could not create user {n}: {status:?}");
+    }
+    let url = format!("{orders}/api/v1/orders");
+    let started = Instant::now();
+    while systems::status(
+        "POST",
+        &url,
+        Some(
+            r#"{"user_id": 1, "items": [{"product_id": 1, "product_name": "W", "quantity": 1, "price": 1.0}], "shipping_address": "x"}"#,
+        ),
+    ) != Some(201)
+    {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "the order service never reached the user service"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wrk::run(&url, 16, Duration::from_secs(2), Some(script))?; // warm-up
+    let load = wrk::run(&url, 16, Duration::from_secs(10), Some(script))?;
+    anyhow::ensure!(load.failures == 0, "{} failed orders (split: {split})", load.failures);
+    Ok(load)
+}
+
+/// The wrk script posting orders for users spread over the first [`USERS`].
+fn order_script(path: &Path) -> anyhow::Result<()> {
+    let body = r#"'{"user_id": ' .. user .. ', "items": [{"product_id": 1, "product_name": "Widget", "quantity": 2, "price": 9.5}], "shipping_address": "1 Main St"}'"#;
+    let script = format!(
+        "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nrequest = function()\n  local user = math.random(1, {USERS})\n  return wrk.format(nil, nil, nil, {body})\nend\n"
+    );
+    Ok(std::fs::write(path, script)?)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -158,6 +228,21 @@ async fn main() -> anyhow::Result<()> {
     writeln!(out, "| bare NATS request/reply, same payload | {bare:.1} µs |")?;
     writeln!(out, "| Trellis remote call, guest to guest across hosts | {remote:.1} µs |")?;
     writeln!(out, "| Trellis's share on top of the bare round trip | {:+.0}% |", (remote / bare - 1.0) * 100.0)?;
+
+    let script = work.path().join("order.lua");
+    order_script(&script)?;
+    let (mut one, mut two) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        one.push(tokio::task::block_in_place(|| orders_round(&root, false, &url, &script))?);
+        two.push(tokio::task::block_in_place(|| orders_round(&root, true, &url, &script))?);
+    }
+    let rps = |loads: &[wrk::Load]| median(loads.iter().map(|l| l.rps).collect());
+    let p50 = |loads: &[wrk::Load]| median(loads.iter().map(|l| l.p50_ms).collect());
+    writeln!(out, "\n`POST /api/v1/orders`, 16 connections, medians of 3 alternated rounds of 10 s (wrk):\n")?;
+    writeln!(out, "| where the user service runs | orders/s | p50 |")?;
+    writeln!(out, "|---|---|---|")?;
+    writeln!(out, "| on the order service's host | {:.0} | {:.2} ms |", rps(&one), p50(&one))?;
+    writeln!(out, "| on another host of the cluster | {:.0} | {:.2} ms |", rps(&two), p50(&two))?;
     print!("{out}");
     std::fs::write(root.join("bench/results/CLUSTER.md"), out)?;
     Ok(())
