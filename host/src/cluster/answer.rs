@@ -4,6 +4,8 @@
 //! deadline, depth and correlation id, as a call from a local component would be. Each call
 //! served leaves one log line under the caller's correlation id.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_nats::{HeaderMap, Message};
@@ -12,7 +14,8 @@ use tracing::Instrument;
 use wasmtime::component::Val;
 
 use super::{Cluster, wire};
-use crate::component::ExportCallee;
+use crate::component::{ExportCallee, LoadedComponent};
+use crate::discovery::Interface;
 use crate::linking::Callee;
 use crate::runtime::{Fault, Unavailable};
 
@@ -78,9 +81,33 @@ async fn run(cluster: &Cluster, name: &str, headers: &HeaderMap, body: &[u8]) ->
         .find(|e| e.full_name == export)
         .ok_or_else(|| Answer::Invalid(format!("'{name}' does not export {export:?}")))?;
     let (index, params) = wire::decode_call(body, interface).map_err(Answer::Invalid)?;
-    let callee = ExportCallee::new(component.clone(), &export, interface)
+    let callee = cluster
+        .callees()
+        .get(&component, &export, interface)
         .ok_or_else(|| Answer::Invalid(format!("'{name}' lacks a function of {export}")))?;
     let mut results = vec![Val::Bool(false); interface.functions[index].results.len()];
     callee.call(index, call, &params, &mut results).await.map_err(Answer::Fault)?;
     Ok(results)
+}
+
+/// The callees of the exports other hosts call, made once per loaded version and export.
+#[derive(Default)]
+pub(super) struct Callees(Mutex<HashMap<(u64, String), Arc<ExportCallee>>>);
+
+impl Callees {
+    fn get(&self, component: &Arc<LoadedComponent>, export: &str, interface: &Interface) -> Option<Arc<ExportCallee>> {
+        let key = (component.id.version, export.to_string());
+        let mut callees = self.0.lock().unwrap();
+        if let Some(callee) = callees.get(&key) {
+            return Some(callee.clone());
+        }
+        let callee = Arc::new(ExportCallee::new(component.clone(), export, interface)?);
+        callees.insert(key, callee.clone());
+        Some(callee)
+    }
+
+    /// Forgets them all, when the loaded set changes: none keeps an unloaded version alive.
+    pub(super) fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
 }

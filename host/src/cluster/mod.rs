@@ -59,6 +59,7 @@ struct Inner {
     local: ArcSwap<BTreeMap<String, Arc<LoadedComponent>>>,
     /// One task per local component taking its calls.
     serving: Mutex<BTreeMap<String, AbortHandle>>,
+    callees: answer::Callees,
     bucket: Mutex<Option<kv::Store>>,
     /// Why the directory bucket is not open yet, while it is not.
     bucket_error: Mutex<Option<String>>,
@@ -104,6 +105,7 @@ impl Cluster {
             directory: Mutex::default(),
             local: ArcSwap::default(),
             serving: Mutex::default(),
+            callees: answer::Callees::default(),
             bucket: Mutex::default(),
             bucket_error: Mutex::new(Some("connecting to NATS".to_string())),
             changes: watch::Sender::new(0),
@@ -134,6 +136,7 @@ impl Cluster {
     /// hears of the change at once rather than at the next heartbeat.
     pub(crate) fn sync(&self, components: &BTreeMap<String, Arc<LoadedComponent>>) {
         self.0.local.store(Arc::new(components.clone()));
+        self.0.callees.clear();
         let mut serving = self.0.serving.lock().unwrap();
         serving.retain(|name, task| components.contains_key(name) || (task.abort(), false).1);
         for name in components.keys().filter(|name| !serving.contains_key(*name)).cloned().collect::<Vec<_>>() {
@@ -141,6 +144,10 @@ impl Cluster {
             serving.insert(name, task.abort_handle());
         }
         self.0.announce.notify_one();
+    }
+
+    fn callees(&self) -> &answer::Callees {
+        &self.0.callees
     }
 
     fn local(&self, name: &str) -> Option<Arc<LoadedComponent>> {
