@@ -239,3 +239,20 @@ fn function_types_are_checked_across_hosts_and_errors_and_faults_cross_them_as_t
     let breaker = support::breaker(&b, "consumer", GREET);
     assert!(breaker.failures >= 1, "{breaker:?}");
 }
+
+#[test]
+fn a_host_id_or_nats_url_that_cannot_work_stops_serve_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (components, data) = (dir.path().join("components"), dir.path().join("data"));
+    std::fs::create_dir(&components).unwrap();
+    let serve = |extra: &[&str]| {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"];
+        args.extend(["--components", components.to_str().unwrap(), "--data", data.to_str().unwrap()]);
+        args.extend(extra);
+        support::trellis(&args)
+    };
+    let (ok, _, err) = serve(&["--cluster", "nats://127.0.0.1:4222", "--host-id", "no spaces"]);
+    assert!(!ok && err.contains("host_id \"no spaces\"") && err.contains("letters, digits"), "{err}");
+    let (ok, _, err) = serve(&["--cluster", "nats://127.0.0.1:4222,nats://127.0.0.1:notaport"]);
+    assert!(!ok && err.contains("invalid NATS server URL \"nats://127.0.0.1:notaport\""), "{err}");
+}

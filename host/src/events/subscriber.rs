@@ -108,6 +108,8 @@ impl Subscriber {
                 self.cursor.store(last_read, Ordering::Relaxed);
                 saved.send_replace(last_read);
             }
+            // The loop above stops with room only once nothing is read ahead: then it waits for
+            // a new message, otherwise for a delivery to finish.
             let room = in_flight.len() < self.settings.max_in_flight;
             tokio::select! {
                 Some((n, _)) = in_flight.next(), if !in_flight.is_empty() => {
@@ -115,12 +117,11 @@ impl Subscriber {
                         entry.1 = true;
                     }
                 }
-                changed = published.wait_for(|last| *last > last_read), if room && ahead.is_empty() => {
+                changed = published.wait_for(|last| *last > last_read), if room => {
                     if changed.is_err() {
                         return;
                     }
                 }
-                () = std::future::ready(()), if room && !ahead.is_empty() => {}
             }
         }
     }
