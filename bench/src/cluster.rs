@@ -17,6 +17,12 @@
 //! host, and on two hosts of a cluster (`trellis serve` processes, the order service on one,
 //! the user service it validates users with on the other): what crossing hosts costs a request.
 //!
+//! Then the storage: the user service on a host keeping its data in the embedded redb, and on
+//! a host keeping it in JetStream key-value (`[storage] backend = "nats"`), one connection at
+//! a time: `GET /api/v1/users/1` is one key read, `POST /api/v1/users` a sequence draw and one
+//! conditional write of three keys (the user, its email's index entry expected absent, the
+//! total). The difference between the two hosts is the storage's.
+//!
 //! Rounds alternate; medians. Writes `bench/results/CLUSTER.md`.
 
 #[allow(dead_code)]
@@ -168,6 +174,35 @@ fn orders_round(root: &Path, split: bool, nats: &str, script: &Path) -> anyhow::
     Ok(load)
 }
 
+/// The p50 latency in ms of `GET /api/v1/users/1` and of `POST /api/v1/users`, one connection,
+/// on a host keeping the user service's data in `backend` ("redb" or "nats", over `nats`).
+fn storage_round(root: &Path, backend: &str, nats: &str, script: &Path) -> anyhow::Result<(f64, f64)> {
+    let work = tempfile::tempdir()?;
+    let components = work.path().join("components");
+    std::fs::create_dir_all(&components)?;
+    std::fs::copy(root.join("dist/user-service.wasm"), components.join("user-service.wasm"))?;
+    let config = work.path().join("trellis.toml");
+    let cluster = format!(
+        "[storage]\nbackend = \"nats\"\n[cluster]\nname = \"kv-{}\"\nnats = [\"{nats}\"]\n",
+        work.path().display().to_string().replace(['/', '.'], "")
+    );
+    std::fs::write(&config, if backend == "nats" { cluster } else { String::new() })?;
+    let server = systems::trellis(&root.join("target/release/trellis"), &components, &work.path().join("data"), Some(&config))?;
+    let users = format!("{}/api/v1/users", server.base);
+    let status = systems::status("POST", &users, Some(r#"{"name":"Ada","email":"ada@example.com"}"#));
+    anyhow::ensure!(status == Some(201), "could not create the user on {backend}: {status:?}");
+    let get = wrk::run(&format!("{users}/1"), 1, Duration::from_secs(5), None)?;
+    let post = wrk::run(&users, 1, Duration::from_secs(5), Some(script))?;
+    anyhow::ensure!(get.failures == 0 && post.failures == 0, "failed requests on {backend}");
+    Ok((get.p50_ms, post.p50_ms))
+}
+
+/// The wrk script creating users, each with an email of its own.
+fn user_script(path: &Path) -> anyhow::Result<()> {
+    let script = "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nlocal n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format(nil, nil, nil, '{\"name\": \"U\", \"email\": \"u' .. n .. '@example.com\"}')\nend\n";
+    Ok(std::fs::write(path, script)?)
+}
+
 /// The wrk script posting orders for users spread over the first [`USERS`].
 fn order_script(path: &Path) -> anyhow::Result<()> {
     let body = r#"'{"user_id": ' .. user .. ', "items": [{"product_id": 1, "product_name": "Widget", "quantity": 2, "price": 9.5}], "shipping_address": "1 Main St"}'"#;
@@ -243,6 +278,21 @@ async fn main() -> anyhow::Result<()> {
     writeln!(out, "|---|---|---|")?;
     writeln!(out, "| on the order service's host | {:.0} | {:.2} ms |", rps(&one), p50(&one))?;
     writeln!(out, "| on another host of the cluster | {:.0} | {:.2} ms |", rps(&two), p50(&two))?;
+
+    let script = work.path().join("user.lua");
+    user_script(&script)?;
+    let (mut redb, mut jetstream) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        redb.push(tokio::task::block_in_place(|| storage_round(&root, "redb", &url, &script))?);
+        jetstream.push(tokio::task::block_in_place(|| storage_round(&root, "nats", &url, &script))?);
+    }
+    let get = |rounds: &[(f64, f64)]| median(rounds.iter().map(|r| r.0).collect());
+    let post = |rounds: &[(f64, f64)]| median(rounds.iter().map(|r| r.1).collect());
+    writeln!(out, "\nThe user service's storage, one connection, p50 per request, medians of 3 alternated rounds of 5 s:\n")?;
+    writeln!(out, "| request | redb (embedded) | JetStream KV (`backend = \"nats\"`, one server) |")?;
+    writeln!(out, "|---|---|---|")?;
+    writeln!(out, "| `GET /api/v1/users/1` (one read) | {:.3} ms | {:.3} ms |", get(&redb), get(&jetstream))?;
+    writeln!(out, "| `POST /api/v1/users` (one conditional write of 3 keys) | {:.3} ms | {:.3} ms |", post(&redb), post(&jetstream))?;
     print!("{out}");
     std::fs::write(root.join("bench/results/CLUSTER.md"), out)?;
     Ok(())

@@ -114,3 +114,19 @@ impl Nats {
         self.servers.iter().map(NatsServer::url).collect::<Vec<_>>().join(",")
     }
 }
+
+impl Nats {
+    /// The server leading the JetStream stream `stream` now, if it has a leader.
+    pub fn stream_leader(&self, stream: &str) -> Option<String> {
+        let running = self.servers.iter().filter(|s| s.child.is_some());
+        let urls: Vec<async_nats::ServerAddr> = running.map(|s| s.url().parse().unwrap()).collect();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let client = async_nats::connect(urls).await.map_err(|e| eprintln!("cannot connect: {e}")).ok()?;
+            let js = async_nats::jetstream::new(client);
+            let mut stream = js.get_stream(stream).await.map_err(|e| eprintln!("no stream {stream}: {e}")).ok()?;
+            let info = stream.info().await.map_err(|e| eprintln!("no stream info: {e}")).ok()?;
+            info.cluster.clone()?.leader
+        })
+    }
+}

@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use tokio::net::TcpListener;
 
 use super::ServeArgs;
 use crate::breaker::{Clock, SystemClock};
 use crate::capabilities::keyvalue::Storage;
 use crate::cluster::Cluster;
-use crate::config::{Config, Settings};
+use crate::config::{Config, Settings, StorageBackend};
 use crate::events::Bus;
 use crate::http::forward::Forwarder;
 use crate::http::listener::{self, Services};
@@ -40,6 +40,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.host_id.is_some() {
         config.cluster.host_id = args.host_id.clone();
+    }
+    if config.storage.backend == StorageBackend::Nats && !config.cluster.enabled() {
+        bail!("[storage] backend = \"nats\" needs a cluster: name its NATS servers in [cluster] nats or --cluster");
     }
     let mut flags = args.server;
     if args.no_watch {

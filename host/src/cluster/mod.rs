@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 use tokio::task::AbortHandle;
 
+use crate::capabilities::keyvalue::SharedStorage;
 use crate::component::LoadedComponent;
 use crate::discovery::Interface;
 use crate::ops::metrics::METRICS;
@@ -53,6 +54,7 @@ pub struct Cluster(Arc<Inner>);
 struct Inner {
     settings: Settings,
     client: async_nats::Client,
+    storage: SharedStorage,
     started_ms: u64,
     directory: Mutex<Directory>,
     /// The components loaded here, which answer other hosts' calls.
@@ -98,9 +100,11 @@ impl Cluster {
             .await
             .with_context(|| format!("cannot use the NATS servers {}", settings.nats.join(",")))?;
         let started_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let storage = SharedStorage::new(client.clone(), &settings.name);
         let cluster = Cluster(Arc::new(Inner {
             settings,
             client,
+            storage,
             started_ms,
             directory: Mutex::default(),
             local: ArcSwap::default(),
@@ -122,6 +126,11 @@ impl Cluster {
 
     pub fn host_id(&self) -> &str {
         &self.0.settings.host_id
+    }
+
+    /// The components' data, shared by the cluster's hosts (`[storage] backend = "nats"`).
+    pub(crate) fn storage(&self) -> &SharedStorage {
+        &self.0.storage
     }
 
     fn client(&self) -> &async_nats::Client {

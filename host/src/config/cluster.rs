@@ -81,3 +81,20 @@ impl Cluster {
 
 /// Missed heartbeats after which a host is taken out of the directory.
 const EXPIRY_HEARTBEATS: u32 = 3;
+
+/// `[storage]`: where the components' `wasi:keyvalue` data lives.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Storage {
+    pub backend: StorageBackend,
+}
+
+/// `"redb"`: the embedded database, this host's own (the default). `"nats"`: JetStream
+/// key-value buckets, shared by every host of the cluster (needs `[cluster] nats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    #[default]
+    Redb,
+    Nats,
+}

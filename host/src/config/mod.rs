@@ -6,7 +6,7 @@
 mod cluster;
 mod server;
 
-pub use cluster::Cluster;
+pub use cluster::{Cluster, Storage, StorageBackend};
 pub use server::{EdgeLimits, Server, Settings};
 
 use std::collections::BTreeMap;
@@ -36,6 +36,8 @@ pub struct Config {
     pub messaging: Messaging,
     /// Joining other hosts over NATS; off unless NATS servers are named.
     pub cluster: Cluster,
+    /// Where the components' data lives: embedded, or shared by the cluster.
+    pub storage: Storage,
 }
 
 /// How messages are delivered and how long they are kept. Durations are whole milliseconds.

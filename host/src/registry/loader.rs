@@ -10,9 +10,10 @@ use anyhow::{Context, bail};
 use wasmtime::component::{Linker, Val};
 
 use super::Shared;
-use crate::capabilities::keyvalue::{Namespace, Quota};
+use crate::capabilities::keyvalue::{Backend, Namespace, Quota};
 use crate::capabilities::messaging::TopicPattern;
 use crate::capabilities::outbound::Origin;
+use crate::config::StorageBackend;
 use crate::component::{self, FileStamp, LoadedComponent, Parts};
 use crate::discovery::{Description, MESSAGE_HANDLER, ROUTES_INTERFACE, SUBSCRIPTIONS_INTERFACE};
 use crate::http::router::{Pattern, Route};
@@ -66,7 +67,7 @@ pub(super) async fn prepare(
         description,
         links,
         pre,
-        namespace: Namespace::new(shared.storage.clone(), name.clone(), Quota::of(&limits)),
+        namespace: Namespace::new(storage_of(shared), name.clone(), Quota::of(&limits)),
         outbound,
         broker: shared.bus.broker(),
         limits,
@@ -83,6 +84,15 @@ pub(super) async fn prepare(
 
 /// The linker for one component: what the host provides, and one forwarding function per
 /// function it imports from other components.
+/// Where components keep their data: shared by the cluster with `[storage] backend = "nats"`
+/// (serve refuses that backend without a cluster), else in this host's database.
+fn storage_of(shared: &Shared) -> Backend {
+    match (shared.config.storage.backend, &shared.cluster) {
+        (StorageBackend::Nats, Some(cluster)) => Backend::Shared(cluster.storage().clone()),
+        _ => Backend::Local(shared.storage.clone()),
+    }
+}
+
 fn linker(engine: &wasmtime::Engine, links: &[Arc<Link>]) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     crate::runtime::add_to_linker(&mut linker)?;

@@ -45,7 +45,7 @@ impl Quota {
     pub(crate) const NONE: Quota =
         Quota { max_key_bytes: usize::MAX, max_value_bytes: usize::MAX, max_keys: u64::MAX, max_bytes: u64::MAX };
 
-    fn check_entry(&self, key: &str, value_len: usize) -> Result<(), StorageError> {
+    pub(super) fn check_entry(&self, key: &str, value_len: usize) -> Result<(), StorageError> {
         if key.len() > self.max_key_bytes {
             let message = format!("key of {} bytes is over limits.max_key_bytes ({})", key.len(), self.max_key_bytes);
             return Err(StorageError::Quota(message));
@@ -85,6 +85,20 @@ pub(crate) enum Op {
         prefix: String,
         value: Vec<u8>,
     },
+}
+
+/// The count an increment by `delta` leaves at `key`, which holds `current`: an 8-byte
+/// little-endian integer, absent being 0.
+pub(super) fn incremented(key: &str, current: Option<&[u8]>, delta: i64) -> Result<i64, StorageError> {
+    let current = match current.map(<[u8; 8]>::try_from) {
+        None => 0,
+        Some(Ok(bytes)) => i64::from_le_bytes(bytes),
+        Some(Err(_)) => {
+            let message = format!("key {key:?} does not hold an 8-byte integer, cannot increment it");
+            return Err(StorageError::Refused(message));
+        }
+    };
+    current.checked_add(delta).ok_or_else(|| StorageError::Refused(format!("incrementing key {key:?} would overflow")))
 }
 
 /// The key [`Op::Append`] writes for the count `n`.
@@ -221,16 +235,9 @@ impl Write {
         key: &'w str,
         delta: i64,
     ) -> Result<Result<i64, StorageError>, StorageError> {
-        let current = match self.current(t, slots, key)?.as_deref().map(<[u8; 8]>::try_from) {
-            None => 0,
-            Some(Ok(bytes)) => i64::from_le_bytes(bytes),
-            Some(Err(_)) => {
-                let message = format!("key {key:?} does not hold an 8-byte integer, cannot increment it");
-                return Ok(Err(StorageError::Refused(message)));
-            }
-        };
-        let Some(next) = current.checked_add(delta) else {
-            return Ok(Err(StorageError::Refused(format!("incrementing key {key:?} would overflow"))));
+        let next = match incremented(key, self.current(t, slots, key)?.as_deref(), delta) {
+            Ok(next) => next,
+            Err(refused) => return Ok(Err(refused)),
         };
         self.slot(t, slots, key)?.changed = Some(Some(next.to_le_bytes().to_vec()));
         Ok(Ok(next))

@@ -26,7 +26,7 @@ impl store::Host for KeyValueView<'_> {
 impl store::HostBucket for KeyValueView<'_> {
     async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<Option<Vec<u8>>> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.namespace.read("get", &name, |s, scope| s.get(scope, &key)))
+        Ok(self.namespace.get("get", &name, &key).await)
     }
 
     async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Answer<()> {
@@ -41,12 +41,12 @@ impl store::HostBucket for KeyValueView<'_> {
 
     async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<bool> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self.namespace.read("exists", &name, |s, scope| Ok(s.get(scope, &key)?.is_some())))
+        Ok(self.namespace.get("exists", &name, &key).await.map(|value| value.is_some()))
     }
 
     async fn list_keys(&mut self, bucket: Resource<Bucket>, cursor: Option<String>) -> Answer<store::KeyResponse> {
         let name = self.bucket_name(&bucket)?;
-        let page = self.namespace.read("list-keys", &name, |s, scope| s.list_keys(scope, cursor.as_deref()));
+        let page = self.namespace.list_keys(&name, cursor.as_deref()).await;
         Ok(page.map(|(keys, cursor)| store::KeyResponse { keys, cursor }))
     }
 
@@ -88,7 +88,7 @@ impl atomics::Host for KeyValueView<'_> {
 impl atomics::HostCas for KeyValueView<'_> {
     async fn new(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<Resource<Cas>> {
         let name = self.bucket_name(&bucket)?;
-        let current = match self.namespace.read("cas-new", &name, |s, scope| s.get(scope, &key)) {
+        let current = match self.namespace.get("cas-new", &name, &key).await {
             Ok(current) => current,
             Err(e) => return Ok(Err(e)),
         };
@@ -116,11 +116,8 @@ impl batch::Host for KeyValueView<'_> {
         keys: Vec<String>,
     ) -> Answer<Vec<Option<(String, Vec<u8>)>>> {
         let name = self.bucket_name(&bucket)?;
-        let found = self.namespace.read("get-many", &name, |s, scope| {
-            let values = s.get_many(scope, &keys)?;
-            Ok(keys.into_iter().zip(values).map(|(k, v)| v.map(|v| (k, v))).collect())
-        });
-        Ok(found)
+        let found = self.namespace.get_many(&name, &keys).await;
+        Ok(found.map(|values| keys.into_iter().zip(values).map(|(k, v)| v.map(|v| (k, v))).collect()))
     }
 
     async fn set_many(&mut self, bucket: Resource<Bucket>, key_values: Vec<(String, Vec<u8>)>) -> Answer<()> {
@@ -145,9 +142,7 @@ impl ordered::Host for KeyValueView<'_> {
         limit: u32,
     ) -> Answer<Vec<ordered::Entry>> {
         let name = self.bucket_name(&bucket)?;
-        let found = self
-            .namespace
-            .read("scan", &name, |s, scope| s.scan(scope, &prefix, after.as_deref(), skip as usize, limit as usize));
+        let found = self.namespace.scan(&name, (&prefix, after.as_deref(), skip as usize, limit as usize)).await;
         Ok(found.map(|entries| entries.into_iter().map(|(key, value)| ordered::Entry { key, value }).collect()))
     }
 

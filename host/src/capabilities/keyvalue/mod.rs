@@ -1,14 +1,17 @@
 //! `wasi:keyvalue@0.2.0-draft2` (store, atomics, batch) and our `trellis:keyvalue` (ordered,
 //! sequences) for every component: the capability ([`Namespace`], one per component, named
 //! after it), its view on a Store ([`KeyValueView`]), the WIT implementation on that view
-//! (`host`), and the redb backend (`redb_backend`) with the writes it applies (`changes`), its
-//! group commit (`group`), its sequences (`reserved`) and its errors (`error`). The bucket
-//! identifiers a component opens are its own to choose.
+//! (`host`), the embedded redb backend (`redb_backend`) with the writes it applies
+//! (`changes`), its group commit (`group`), its sequences (`reserved`) and its errors
+//! (`error`), and the cluster's backend on JetStream key-value (`jetstream`), which applies
+//! the same writes with the same meaning. The bucket identifiers a component opens are its
+//! own to choose.
 
 pub(crate) mod changes;
 mod error;
 mod group;
 mod host;
+mod jetstream;
 mod redb_backend;
 mod reserved;
 pub(crate) mod resources;
@@ -16,6 +19,7 @@ pub(crate) mod resources;
 pub(crate) use changes::Quota;
 pub(crate) use changes::{Op, Scope, Written};
 pub(crate) use error::StorageError;
+pub(crate) use jetstream::SharedStorage;
 pub use redb_backend::Storage;
 
 use std::sync::Arc;
@@ -28,59 +32,106 @@ use crate::ops::metrics::{METRICS, StorageLabels};
 /// One component's part of the storage: what its Stores carry.
 #[derive(Debug, Clone)]
 pub(crate) struct Namespace {
-    storage: Storage,
+    backend: Backend,
     name: Arc<str>,
     quota: Quota,
 }
 
+/// Where a namespace's data lives.
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    /// The embedded database: one host's own.
+    Local(Storage),
+    /// JetStream key-value buckets, shared by every host of the cluster.
+    Shared(SharedStorage),
+}
+
 impl Namespace {
-    pub(crate) fn new(storage: Storage, name: Arc<str>, quota: Quota) -> Self {
-        Self { storage, name, quota }
+    pub(crate) fn new(backend: Backend, name: Arc<str>, quota: Quota) -> Self {
+        Self { backend, name, quota }
     }
 
-    /// Runs a read inline: a redb read transaction takes microseconds and never waits on the
-    /// disk for long, so a trip to another thread would cost more than it saves.
-    fn read<R>(
+    fn scope<'a>(&'a self, bucket: &'a str) -> Scope<'a> {
+        Scope { namespace: &self.name, bucket, quota: self.quota }
+    }
+
+    /// What `key` holds. Embedded, the read runs inline: a redb read transaction takes
+    /// microseconds and never waits on the disk for long, so a trip to another thread would
+    /// cost more than it saves.
+    async fn get(&self, operation: &'static str, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, store::Error> {
+        let found = match &self.backend {
+            Backend::Local(storage) => storage.get(self.scope(bucket), key),
+            Backend::Shared(shared) => shared.get(&self.name, self.quota, bucket, key).await,
+        };
+        self.counted(operation, found)
+    }
+
+    async fn get_many(&self, bucket: &str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, store::Error> {
+        let found = match &self.backend {
+            Backend::Local(storage) => storage.get_many(self.scope(bucket), keys),
+            Backend::Shared(shared) => shared.get_many(&self.name, self.quota, bucket, keys).await,
+        };
+        self.counted("get-many", found)
+    }
+
+    async fn list_keys(&self, bucket: &str, cursor: Option<&str>) -> Result<(Vec<String>, Option<String>), store::Error> {
+        let found = match &self.backend {
+            Backend::Local(storage) => storage.list_keys(self.scope(bucket), cursor),
+            Backend::Shared(shared) => shared.list_keys(&self.name, self.quota, bucket, cursor).await,
+        };
+        self.counted("list-keys", found)
+    }
+
+    /// Entries by prefix in key order: `page` is (prefix, after, skip, limit).
+    async fn scan(
         &self,
-        operation: &'static str,
         bucket: &str,
-        op: impl FnOnce(&Storage, Scope) -> Result<R, StorageError>,
-    ) -> Result<R, store::Error> {
-        let result = op(&self.storage, Scope { namespace: &self.name, bucket, quota: self.quota })
-            .map_err(|e| store::Error::Other(e.to_string()));
-        self.count(operation, result.is_ok());
-        result
+        page: (&str, Option<&str>, usize, usize),
+    ) -> Result<Vec<(String, Vec<u8>)>, store::Error> {
+        let found = match &self.backend {
+            Backend::Local(storage) => storage.scan(self.scope(bucket), page.0, page.1, page.2, page.3),
+            Backend::Shared(shared) => shared.scan(&self.name, self.quota, bucket, page).await,
+        };
+        self.counted("scan", found)
     }
 
-    /// Runs a write (its ops all or none): queued for the next commit, and awaited without
-    /// holding a thread until the commit holding it is fsynced.
+    /// Runs a write (its ops all or none). Embedded, it is queued for the next commit and
+    /// awaited without holding a thread until the commit holding it is fsynced.
     async fn write(&self, operation: &'static str, bucket: &str, ops: Vec<Op>) -> Result<Written, store::Error> {
-        let scope = Scope { namespace: &self.name, bucket, quota: self.quota };
-        let result = self.storage.write_async(scope, ops).await.map_err(|e| store::Error::Other(e.to_string()));
-        self.count(operation, result.is_ok());
-        result
+        let written = match &self.backend {
+            Backend::Local(storage) => storage.write_async(self.scope(bucket), ops).await,
+            Backend::Shared(shared) => shared.write(&self.name, self.quota, bucket, ops).await,
+        };
+        self.counted(operation, written)
     }
 
     /// The next number of a sequence: from memory when its block has one left, else after
-    /// a durable reservation on the blocking pool.
+    /// a durable reservation.
     async fn next_in_sequence(&self, bucket: String, key: String) -> Result<u64, store::Error> {
-        let scope = Scope { namespace: &self.name, bucket: &bucket, quota: self.quota };
-        if let Some(n) = self.storage.next_reserved(scope, &key) {
+        let storage = match &self.backend {
+            Backend::Local(storage) => storage,
+            Backend::Shared(shared) => {
+                let next = shared.next_in_sequence(&self.name, self.quota, &bucket, &key).await;
+                return self.counted("sequence-next", next);
+            }
+        };
+        if let Some(n) = storage.next_reserved(self.scope(&bucket), &key) {
             self.count("sequence-next", true);
             return Ok(n);
         }
         // Reserving waits for a commit while holding the sequence's lock: a thread's job.
-        let (storage, namespace, quota) = (self.storage.clone(), self.name.clone(), self.quota);
+        let (storage, namespace, quota) = (storage.clone(), self.name.clone(), self.quota);
         let reserved = tokio::task::spawn_blocking(move || {
             storage.next_reserving(Scope { namespace: &namespace, bucket: &bucket, quota }, &key)
         })
         .await;
-        let result = match reserved {
-            Ok(result) => result.map_err(|e| store::Error::Other(e.to_string())),
-            Err(e) => Err(store::Error::Other(format!("storage task failed: {e}"))),
-        };
-        self.count("sequence-next", result.is_ok());
-        result
+        let next = reserved.unwrap_or_else(|e| Err(StorageError::Database(format!("storage task failed: {e}"))));
+        self.counted("sequence-next", next)
+    }
+
+    fn counted<T>(&self, operation: &'static str, result: Result<T, StorageError>) -> Result<T, store::Error> {
+        self.count(operation, result.is_ok());
+        result.map_err(|e| store::Error::Other(e.to_string()))
     }
 
     fn count(&self, operation: &'static str, ok: bool) {

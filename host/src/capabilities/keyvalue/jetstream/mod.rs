@@ -1,0 +1,226 @@
+//! The cluster's backend behind `wasi:keyvalue` (`[storage] backend = "nats"`): JetStream
+//! key-value buckets, one per component namespace, shared by the component's replicas on
+//! every host. A bucket is the standard JetStream KV layout (stream `KV_<bucket>`, subjects
+//! `$KV.<bucket>.<key>`, one revision kept per key), stored in files, replicated on three
+//! servers when the NATS cluster has them, and read through the stream's leader, so a read
+//! sees every write acknowledged before it (the caller's own among them). How names become
+//! what JetStream allows is `names`; how a write becomes one atomic, revision-checked publish
+//! is `write`; listing and scanning is `scan`.
+//!
+//! What a bucket may hold is the component's quota: key and value sizes are checked here,
+//! and the bucket's stream refuses bytes and entries over `max_storage_mib` and `max_keys`
+//! (deleted keys count until JetStream lets their markers go).
+
+mod names;
+mod scan;
+mod write;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_nats::jetstream::{self, stream};
+use bytes::Bytes;
+
+use super::changes::{Op, Quota, Written};
+use super::error::StorageError;
+use super::reserved::{BLOCK, Block};
+
+/// The backend: a connection to NATS and the buckets opened so far.
+#[derive(Clone)]
+pub(crate) struct SharedStorage(Arc<Inner>);
+
+struct Inner {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    cluster: String,
+    buckets: tokio::sync::Mutex<HashMap<String, Arc<Bucket>>>,
+    sequences: Mutex<HashMap<(String, String, String), Arc<tokio::sync::Mutex<Block>>>>,
+}
+
+/// One component's bucket.
+struct Bucket {
+    stream: stream::Stream,
+    /// `$KV.<bucket>.`: what every key's subject starts with.
+    prefix: String,
+}
+
+/// What a key holds now, and the revision (stream sequence) that put it there: 0 when the key
+/// was never written, so that a write expecting it absent can say so.
+#[derive(Debug, Clone, Default)]
+struct Current {
+    value: Option<Vec<u8>>,
+    revision: u64,
+}
+
+impl std::fmt::Debug for SharedStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedStorage({})", self.0.cluster)
+    }
+}
+
+impl SharedStorage {
+    /// The backend of the cluster named `cluster`, over `client`'s connection.
+    pub(crate) fn new(client: async_nats::Client, cluster: &str) -> Self {
+        let js = jetstream::new(client.clone());
+        let (buckets, sequences) = (Default::default(), Default::default());
+        Self(Arc::new(Inner { client, js, cluster: cluster.to_string(), buckets, sequences }))
+    }
+
+    pub(crate) async fn get(
+        &self,
+        namespace: &str,
+        quota: Quota,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let store = self.bucket(namespace, quota).await?;
+        Ok(store.current(&names::key(bucket, key)).await?.value)
+    }
+
+    pub(crate) async fn get_many(
+        &self,
+        namespace: &str,
+        quota: Quota,
+        bucket: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        let store = self.bucket(namespace, quota).await?;
+        let reads = keys.iter().map(|key| store.current_of(bucket, key));
+        let found = futures::future::try_join_all(reads).await?;
+        Ok(found.into_iter().map(|current| current.value).collect())
+    }
+
+    /// Applies `ops` all or none (see `write`).
+    pub(crate) async fn write(
+        &self,
+        namespace: &str,
+        quota: Quota,
+        bucket: &str,
+        ops: Vec<Op>,
+    ) -> Result<Written, StorageError> {
+        let store = self.bucket(namespace, quota).await?;
+        write::apply(&self.0.client, &store, bucket, quota, &ops).await
+    }
+
+    /// The next number of a sequence, reserving [`BLOCK`] numbers at a time with one
+    /// increment: replicas on several hosts draw from the same counter, each its own blocks.
+    pub(crate) async fn next_in_sequence(
+        &self,
+        namespace: &str,
+        quota: Quota,
+        bucket: &str,
+        key: &str,
+    ) -> Result<u64, StorageError> {
+        let id = (namespace.to_string(), bucket.to_string(), key.to_string());
+        let block = self.0.sequences.lock().unwrap_or_else(PoisonError::into_inner).entry(id).or_default().clone();
+        let mut block = block.lock().await;
+        if let Some(n) = block.take() {
+            return Ok(n as u64);
+        }
+        let last = match self.write(namespace, quota, bucket, vec![Op::Increment(key.to_string(), BLOCK)]).await? {
+            Written::Done(counts) => counts[0],
+            Written::Changed(..) => unreachable!("an increment expects nothing"),
+        };
+        *block = Block::reserved(key, last)?;
+        Ok(block.take().expect("a block just reserved has numbers") as u64)
+    }
+
+    /// The component's bucket, created on first use.
+    async fn bucket(&self, namespace: &str, quota: Quota) -> Result<Arc<Bucket>, StorageError> {
+        let mut buckets = self.0.buckets.lock().await;
+        if let Some(bucket) = buckets.get(namespace) {
+            return Ok(bucket.clone());
+        }
+        let name = names::bucket(&self.0.cluster, namespace);
+        let stream = match self.0.js.get_stream(format!("KV_{name}")).await {
+            Ok(stream) => stream,
+            Err(e) if not_found(&e) => self.create(&name, quota).await?,
+            Err(e) => return Err(unreachable_nats(&format!("cannot open the bucket {name}"), e)),
+        };
+        let bucket = Arc::new(Bucket { stream, prefix: format!("$KV.{name}.") });
+        buckets.insert(namespace.to_string(), bucket.clone());
+        Ok(bucket)
+    }
+
+    /// Creates a bucket on three servers, or on one when NATS has fewer.
+    async fn create(&self, name: &str, quota: Quota) -> Result<stream::Stream, StorageError> {
+        let limit = |n: u64| if n == u64::MAX { -1 } else { i64::try_from(n).unwrap_or(i64::MAX) };
+        let config = stream::Config {
+            name: format!("KV_{name}"),
+            description: Some("a Trellis component's data".into()),
+            subjects: vec![format!("$KV.{name}.>")],
+            max_messages_per_subject: 1,
+            max_bytes: limit(quota.max_bytes),
+            max_messages: limit(quota.max_keys),
+            discard: stream::DiscardPolicy::New,
+            storage: stream::StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: false,
+            allow_atomic_publish: true,
+            num_replicas: 3,
+            ..Default::default()
+        };
+        let failed = |e: &dyn std::fmt::Display| unreachable_nats(&format!("cannot create the bucket {name}"), e);
+        match self.0.js.get_or_create_stream(config.clone()).await {
+            Ok(stream) => Ok(stream),
+            Err(three) if too_few_servers(&three) => {
+                tracing::info!(bucket = name, "NATS has fewer than three servers: the bucket is kept on one");
+                let one = stream::Config { num_replicas: 1, ..config };
+                self.0.js.get_or_create_stream(one).await.map_err(|e| failed(&e))
+            }
+            Err(e) => Err(failed(&e)),
+        }
+    }
+}
+
+/// Whether a stream could not be made for want of servers to replicate it on (not because
+/// JetStream is still electing its leader, which a later write waits out).
+fn too_few_servers(e: &jetstream::context::CreateStreamError) -> bool {
+    use jetstream::ErrorCode;
+    use jetstream::context::CreateStreamErrorKind as Kind;
+    matches!(e.kind(), Kind::JetStream(e)
+        if [ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED, ErrorCode::INSUFFICIENT_RESOURCES].contains(&e.error_code()))
+}
+
+impl Bucket {
+    /// What `subject_key` (an escaped `<bucket>.<key>`) holds now, read through the leader.
+    async fn current(&self, subject_key: &str) -> Result<Current, StorageError> {
+        use stream::LastRawMessageErrorKind as Kind;
+        let subject = format!("{}{subject_key}", self.prefix);
+        match self.stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(message) => {
+                let value = (!deleted(&message.headers)).then(|| message.payload.to_vec());
+                Ok(Current { value, revision: message.sequence })
+            }
+            Err(e) if e.kind() == Kind::NoMessageFound => Ok(Current::default()),
+            Err(e) => Err(unreachable_nats("cannot read", e)),
+        }
+    }
+
+    async fn current_of(&self, bucket: &str, key: &str) -> Result<Current, StorageError> {
+        self.current(&names::key(bucket, key)).await
+    }
+}
+
+fn not_found(e: &jetstream::context::GetStreamError) -> bool {
+    use jetstream::context::GetStreamErrorKind as Kind;
+    matches!(e.kind(), Kind::JetStream(e) if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
+}
+
+/// The header JetStream KV marks a deleted or purged key with.
+const OPERATION: &str = "KV-Operation";
+
+/// Whether a stored message is a delete or purge marker rather than a value.
+fn deleted(headers: &async_nats::HeaderMap) -> bool {
+    headers.get(OPERATION).is_some_and(|op| matches!(op.as_str(), "DEL" | "PURGE"))
+}
+
+fn unreachable_nats(what: &str, e: impl std::fmt::Display) -> StorageError {
+    StorageError::Database(format!("{what} on NATS JetStream: {e}"))
+}
+
+/// A stored value as the bytes NATS sends.
+fn payload(value: &Option<Vec<u8>>) -> Bytes {
+    value.as_ref().map_or_else(Bytes::new, |v| Bytes::copy_from_slice(v))
+}
