@@ -66,9 +66,10 @@ bench-messaging: components
 	./target/release/messaging
 
 ## A call to a component on another host of a cluster against a bare NATS request/reply of
-## the same payload (nats-server installed into .tools). Results: bench/results/CLUSTER.md.
+## the same payload, orders across hosts, and the storage on JetStream against redb
+## (bench/tools.sh installs wrk and nats-server). Results: bench/results/CLUSTER.md.
 bench-cluster: components
-	./tools/nats-server.sh >/dev/null
+	./bench/tools.sh
 	cargo build --release -p trellis-bench --bin cluster
 	./target/release/cluster
 

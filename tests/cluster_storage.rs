@@ -97,9 +97,11 @@ fn killing_the_storage_leader_loses_no_acknowledged_write() {
     let leader = nats.stream_leader(USERS_STREAM).expect("the users' stream has a leader");
 
     // A steady stream of writes, each acknowledged one remembered.
-    let (stop, acknowledged, refused) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(0)));
+    let (stop, acknowledged, refused) =
+        (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(0)));
     let writer = {
-        let (url, stop, acknowledged, refused) = (a.public.clone(), stop.clone(), acknowledged.clone(), refused.clone());
+        let (url, stop, acknowledged, refused) =
+            (a.public.clone(), stop.clone(), acknowledged.clone(), refused.clone());
         std::thread::spawn(move || {
             let mut n = 0;
             while !stop.load(Ordering::SeqCst) {
@@ -108,7 +110,9 @@ fn killing_the_storage_leader_loses_no_acknowledged_write() {
                 let body = serde_json::json!({ "name": "During", "email": email });
                 let reply = support::request("POST", &format!("{url}/api/v1/users"), Some(&body));
                 match reply.status {
-                    201 => acknowledged.lock().unwrap().push((reply.json()["id"].as_u64().unwrap(), email, Instant::now())),
+                    201 => {
+                        acknowledged.lock().unwrap().push((reply.json()["id"].as_u64().unwrap(), email, Instant::now()))
+                    }
                     _ => *refused.lock().unwrap() += 1,
                 }
             }
@@ -127,8 +131,13 @@ fn killing_the_storage_leader_loses_no_acknowledged_write() {
     let new_leader = nats.stream_leader(USERS_STREAM).expect("a new leader");
     assert_ne!(new_leader, leader);
 
-    let during: Vec<(u64, String)> = acknowledged.lock().unwrap().iter().map(|(id, email, _)| (*id, email.clone())).collect();
-    eprintln!("{} writes acknowledged around the kill, {} refused while the leader was elected", during.len(), refused.lock().unwrap());
+    let during: Vec<(u64, String)> =
+        acknowledged.lock().unwrap().iter().map(|(id, email, _)| (*id, email.clone())).collect();
+    eprintln!(
+        "{} writes acknowledged around the kill, {} refused while the leader was elected",
+        during.len(),
+        refused.lock().unwrap()
+    );
     for (id, email) in before.iter().chain(&during) {
         let reply = a.get(&format!("/api/v1/users/{id}"));
         assert_eq!(reply.status, 200, "acknowledged user {id} is lost: {}", reply.body);

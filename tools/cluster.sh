@@ -45,7 +45,9 @@ for i in 1 2 3; do
   for component in ${spread[$((i - 1))]}; do
     cp "$root/dist/$component.wasm" "$folder/"
   done
-  "$trellis" serve --components "$folder" --data "$work/host-$i/data" \
+  # The hosts share their components' data in JetStream key-value.
+  printf '[storage]\nbackend = "nats"\n' >"$work/host-$i/trellis.toml"
+  "$trellis" serve --config "$work/host-$i/trellis.toml" --components "$folder" --data "$work/host-$i/data" \
     --listen "127.0.0.1:$((8078 + 2 * i))" --admin-listen "127.0.0.1:$((8079 + 2 * i))" \
     --cluster "nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224" --host-id "host-$i" \
     >"$work/host-$i.log" 2>&1 &
@@ -67,6 +69,7 @@ The cluster runs (logs in $work). Every host serves every route, for example:
   curl -s -X POST http://127.0.0.1:8084/api/v1/orders -H 'content-type: application/json' \\
        -d '{"user_id":1,"items":[{"product_id":1,"product_name":"Widget","quantity":2,"price":9.5}],"shipping_address":"1 Main St"}'
   curl -s http://127.0.0.1:8084/api/v1/users/1/profile
+  curl -s http://127.0.0.1:8082/api/v1/users/1/notifications   # the order's event, carried by JetStream
 Ctrl-C stops it all.
 TEXT
 wait

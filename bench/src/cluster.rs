@@ -187,10 +187,22 @@ fn storage_round(root: &Path, backend: &str, nats: &str, script: &Path) -> anyho
         work.path().display().to_string().replace(['/', '.'], "")
     );
     std::fs::write(&config, if backend == "nats" { cluster } else { String::new() })?;
-    let server = systems::trellis(&root.join("target/release/trellis"), &components, &work.path().join("data"), Some(&config))?;
+    let server =
+        systems::trellis(&root.join("target/release/trellis"), &components, &work.path().join("data"), Some(&config))?;
     let users = format!("{}/api/v1/users", server.base);
-    let status = systems::status("POST", &users, Some(r#"{"name":"Ada","email":"ada@example.com"}"#));
-    anyhow::ensure!(status == Some(201), "could not create the user on {backend}: {status:?}");
+    // The host serves before it is connected to NATS: the first write waits for that.
+    let started = Instant::now();
+    loop {
+        let status = systems::status("POST", &users, Some(r#"{"name":"Ada","email":"ada@example.com"}"#));
+        if matches!(status, Some(201 | 409)) {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "could not create the user on {backend}: {status:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let get = wrk::run(&format!("{users}/1"), 1, Duration::from_secs(5), None)?;
     let post = wrk::run(&users, 1, Duration::from_secs(5), Some(script))?;
     anyhow::ensure!(get.failures == 0 && post.failures == 0, "failed requests on {backend}");
@@ -288,11 +300,19 @@ async fn main() -> anyhow::Result<()> {
     }
     let get = |rounds: &[(f64, f64)]| median(rounds.iter().map(|r| r.0).collect());
     let post = |rounds: &[(f64, f64)]| median(rounds.iter().map(|r| r.1).collect());
-    writeln!(out, "\nThe user service's storage, one connection, p50 per request, medians of 3 alternated rounds of 5 s:\n")?;
+    writeln!(
+        out,
+        "\nThe user service's storage, one connection, p50 per request, medians of 3 alternated rounds of 5 s:\n"
+    )?;
     writeln!(out, "| request | redb (embedded) | JetStream KV (`backend = \"nats\"`, one server) |")?;
     writeln!(out, "|---|---|---|")?;
     writeln!(out, "| `GET /api/v1/users/1` (one read) | {:.3} ms | {:.3} ms |", get(&redb), get(&jetstream))?;
-    writeln!(out, "| `POST /api/v1/users` (one conditional write of 3 keys) | {:.3} ms | {:.3} ms |", post(&redb), post(&jetstream))?;
+    writeln!(
+        out,
+        "| `POST /api/v1/users` (one conditional write of 3 keys) | {:.3} ms | {:.3} ms |",
+        post(&redb),
+        post(&jetstream)
+    )?;
     print!("{out}");
     std::fs::write(root.join("bench/results/CLUSTER.md"), out)?;
     Ok(())

@@ -68,6 +68,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Storage::open(&data.join("store.redb"), settings.storage_cache_bytes).context("cannot open the storage")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let bus = Bus::open(storage.clone(), config.clone(), clock.clone()).context("cannot open the events bus")?;
+    if let Some(cluster) = &cluster {
+        bus.carry_across(cluster.client().clone(), &config.cluster.name);
+    }
     let shared = Arc::new(Shared { engines, config, storage: storage.clone(), clock, bus, cluster: cluster.clone() });
     let registry = Arc::new(Registry::new(shared));
     let draining = Arc::new(AtomicBool::new(false));

@@ -133,7 +133,8 @@ impl Cluster {
         &self.0.storage
     }
 
-    fn client(&self) -> &async_nats::Client {
+    /// The connection to NATS, for what else runs on it (the events' stream).
+    pub(crate) fn client(&self) -> &async_nats::Client {
         &self.0.client
     }
 

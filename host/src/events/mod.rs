@@ -6,6 +6,7 @@
 //! dead letters are `status`. The bus learns which components subscribe from the registry;
 //! components reach it through the [`Broker`] their Stores carry.
 
+mod across;
 mod log;
 mod request;
 mod retention;
@@ -17,7 +18,7 @@ pub(crate) use status::Status;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -29,6 +30,7 @@ use crate::capabilities::keyvalue::Storage;
 use crate::capabilities::messaging::{Broker, DEFAULT_CLIENT, Envelope, Error, Sender};
 use crate::component::LoadedComponent;
 use crate::config::Config;
+use across::Across;
 use log::{Log, Position, now_ms};
 use state::{Inner, Running};
 use subscriber::{AbortOnDrop, Subscriber, Target};
@@ -58,9 +60,18 @@ impl Bus {
             parked: Mutex::new(parked),
             topics: Mutex::default(),
             stored_bytes: AtomicU64::new(stored_bytes),
+            across: OnceLock::new(),
         });
         tokio::spawn(retention::keep(Arc::downgrade(&inner)));
         Ok(Self { inner })
+    }
+
+    /// Carries every message over the cluster's JetStream (see `across`) instead of this
+    /// host's log; called once, before any component is loaded.
+    pub fn carry_across(&self, client: async_nats::Client, cluster: &str) {
+        let retention = &self.inner.config.messaging.retention;
+        let across = Across::new(client, cluster, (retention.max_age, retention.max_mib.saturating_mul(1 << 20)));
+        let _ = self.inner.across.set(Arc::new(across));
     }
 
     /// What a component's Stores send through. It does not keep the bus alive.
@@ -92,14 +103,23 @@ impl Bus {
                 breaker: Breaker::new(inner.config.breaker.clone(), inner.clock.clone()),
                 cursor: AtomicU64::new(cursor),
                 log: inner.log.clone(),
+                pending_across: AtomicU64::new(0),
             });
-            let task = tokio::spawn(subscriber.clone().run(inner.published.subscribe()));
+            let task = match inner.across.get() {
+                Some(across) => tokio::spawn(across.clone().deliver(subscriber.clone())),
+                None => tokio::spawn(subscriber.clone().run(inner.published.subscribe())),
+            };
             tracing::info!(subscriber = %name, after = cursor, "subscriber started");
             running.insert(name.clone(), Running { subscriber, _task: AbortOnDrop(task) });
         }
         let gone: Vec<String> = running.keys().filter(|n| !present.contains(n)).cloned().collect();
         for name in gone {
             let Some(stopped) = running.remove(&name) else { continue };
+            if inner.across.get().is_some() {
+                // Its durable consumer keeps its place, for every host.
+                tracing::info!(subscriber = %name, "subscriber stopped");
+                continue;
+            }
             let position = Position {
                 cursor: stopped.subscriber.cursor.load(Ordering::Relaxed),
                 topics: stopped.subscriber.target.load().patterns.clone(),

@@ -104,6 +104,10 @@ fn measure_lag(bus: &Inner) {
 /// A subscriber's lag: the messages on its topics after its position (read up to a bound),
 /// and the age of the oldest.
 pub(super) fn lag(bus: &Inner, subscriber: &Subscriber) -> (u64, Duration) {
+    if bus.across.get().is_some() {
+        // JetStream's count; the age of the oldest is not measured in cluster mode.
+        return (subscriber.pending_across.load(Ordering::Relaxed), Duration::ZERO);
+    }
     let target = subscriber.target.load();
     let mut after = subscriber.cursor.load(Ordering::Relaxed);
     let (mut count, mut oldest) = (0, None);

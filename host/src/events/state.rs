@@ -3,11 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use tokio::sync::watch;
 
+use super::across::Across;
 use super::log::{Log, Position, Record, now_ms};
 use super::subscriber::{AbortOnDrop, Subscriber};
 use crate::breaker::Clock;
@@ -28,6 +29,8 @@ pub(super) struct Inner {
     pub(super) topics: Mutex<BTreeMap<String, u64>>,
     /// Bytes of the messages stored, for retention by size.
     pub(super) stored_bytes: AtomicU64,
+    /// In cluster mode, the cluster's stream, which carries every message instead of the log.
+    pub(super) across: OnceLock<Arc<Across>>,
 }
 
 pub(super) struct Running {
@@ -59,7 +62,8 @@ impl Inner {
     pub(super) async fn publish(&self, from: Sender, topic: String, envelope: Envelope) -> Result<(), Error> {
         *self.topics.lock().unwrap().entry(topic.clone()).or_default() += 1;
         METRICS.messages_published.get_or_create(&TopicLabels { topic: topic.clone() }).inc();
-        if !self.wanted(&topic) {
+        let across = self.across.get();
+        if across.is_none() && !self.wanted(&topic) {
             return Ok(());
         }
         let record = Record {
@@ -69,6 +73,10 @@ impl Inner {
             correlation_id: from.correlation_id.to_string(),
             published_ms: now_ms(),
         };
+        if let Some(across) = across {
+            let stored = across.publish(&record).await;
+            return stored.map_err(|e| Error::Other(format!("the message was not stored on JetStream: {e}")));
+        }
         let stored = self.log.append(&record).await;
         let (n, size) = stored.map_err(|e| Error::Other(format!("the message was not stored: {e}")))?;
         self.stored_bytes.fetch_add(size as u64, Ordering::Relaxed);

@@ -50,6 +50,9 @@ pub(crate) struct Subscriber {
     /// Every message numbered up to this one is done for it.
     pub(crate) cursor: AtomicU64,
     pub(crate) log: Log,
+    /// In cluster mode, the messages its JetStream consumer holds for it (waiting or being
+    /// delivered), as last asked.
+    pub(crate) pending_across: AtomicU64,
 }
 
 /// What a message's handler said last.

@@ -19,7 +19,7 @@ pub(crate) mod resources;
 pub(crate) use changes::Quota;
 pub(crate) use changes::{Op, Scope, Written};
 pub(crate) use error::StorageError;
-pub(crate) use jetstream::SharedStorage;
+pub(crate) use jetstream::{SharedStorage, safe_name, too_few_servers};
 pub use redb_backend::Storage;
 
 use std::sync::Arc;
@@ -74,7 +74,11 @@ impl Namespace {
         self.counted("get-many", found)
     }
 
-    async fn list_keys(&self, bucket: &str, cursor: Option<&str>) -> Result<(Vec<String>, Option<String>), store::Error> {
+    async fn list_keys(
+        &self,
+        bucket: &str,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<String>, Option<String>), store::Error> {
         let found = match &self.backend {
             Backend::Local(storage) => storage.list_keys(self.scope(bucket), cursor),
             Backend::Shared(shared) => shared.list_keys(&self.name, self.quota, bucket, cursor).await,

@@ -24,7 +24,7 @@ pub(super) struct Sequences {
 
 /// The numbers `next..=last` are reserved and not given yet (none when `next > last`).
 #[derive(Debug)]
-pub(super) struct Block {
+struct Block {
     next: i64,
     last: i64,
 }
@@ -37,17 +37,7 @@ impl Default for Block {
 }
 
 impl Block {
-    /// The block just reserved by an increment of [`BLOCK`] that left `last` at `key`.
-    pub(super) fn reserved(key: &str, last: i64) -> Result<Self, StorageError> {
-        if last < 1 {
-            let message = format!("the sequence at {key} holds {}, not a positive count", last - BLOCK);
-            return Err(StorageError::Refused(message));
-        }
-        Ok(Self { next: (last - BLOCK + 1).max(1), last })
-    }
-
-    /// The next number of the block, if it has one left.
-    pub(super) fn take(&mut self) -> Option<i64> {
+    fn take(&mut self) -> Option<i64> {
         (self.next <= self.last).then(|| {
             self.next += 1;
             self.next - 1
@@ -86,7 +76,12 @@ impl Sequences {
         if let Some(n) = block.take() {
             return Ok(n as u64);
         }
-        *block = Block::reserved(key, reserve(BLOCK)?)?;
+        let last = reserve(BLOCK)?;
+        if last < 1 {
+            let message = format!("the sequence at {key} holds {}, not a positive count", last - BLOCK);
+            return Err(StorageError::Refused(message));
+        }
+        *block = Block { next: (last - BLOCK + 1).max(1), last };
         Ok(block.take().expect("a block just reserved has numbers") as u64)
     }
 

@@ -7,23 +7,26 @@
 //! what JetStream allows is `names`; how a write becomes one atomic, revision-checked publish
 //! is `write`; listing and scanning is `scan`.
 //!
-//! What a bucket may hold is the component's quota: key and value sizes are checked here,
-//! and the bucket's stream refuses bytes and entries over `max_storage_mib` and `max_keys`
-//! (deleted keys count until JetStream lets their markers go).
+//! What a bucket may hold is the component's quota: key and value sizes are checked here, and
+//! the bucket's stream refuses entries over `max_keys` (deleted keys count until JetStream lets
+//! their markers go). `max_storage_mib` is not set on the stream: JetStream reserves a stream's
+//! byte limit up front, so every component would hold 16 GiB of the servers' storage; bytes
+//! are bounded by the NATS account's JetStream limits instead.
 
 mod names;
+
+pub(crate) use names::safe_name;
 mod scan;
 mod write;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 
 use super::changes::{Op, Quota, Written};
 use super::error::StorageError;
-use super::reserved::{BLOCK, Block};
 
 /// The backend: a connection to NATS and the buckets opened so far.
 #[derive(Clone)]
@@ -34,7 +37,6 @@ struct Inner {
     js: jetstream::Context,
     cluster: String,
     buckets: tokio::sync::Mutex<HashMap<String, Arc<Bucket>>>,
-    sequences: Mutex<HashMap<(String, String, String), Arc<tokio::sync::Mutex<Block>>>>,
 }
 
 /// One component's bucket.
@@ -62,8 +64,7 @@ impl SharedStorage {
     /// The backend of the cluster named `cluster`, over `client`'s connection.
     pub(crate) fn new(client: async_nats::Client, cluster: &str) -> Self {
         let js = jetstream::new(client.clone());
-        let (buckets, sequences) = (Default::default(), Default::default());
-        Self(Arc::new(Inner { client, js, cluster: cluster.to_string(), buckets, sequences }))
+        Self(Arc::new(Inner { client, js, cluster: cluster.to_string(), buckets: Default::default() }))
     }
 
     pub(crate) async fn get(
@@ -102,8 +103,10 @@ impl SharedStorage {
         write::apply(&self.0.client, &store, bucket, quota, &ops).await
     }
 
-    /// The next number of a sequence, reserving [`BLOCK`] numbers at a time with one
-    /// increment: replicas on several hosts draw from the same counter, each its own blocks.
+    /// The next number of a sequence: one revision-checked increment per number, so that
+    /// numbers grow in the order they are drawn across the whole cluster (blocks reserved per
+    /// host, as the embedded storage does, would interleave the hosts' numbers: a list in id
+    /// order would no longer be oldest first).
     pub(crate) async fn next_in_sequence(
         &self,
         namespace: &str,
@@ -111,18 +114,14 @@ impl SharedStorage {
         bucket: &str,
         key: &str,
     ) -> Result<u64, StorageError> {
-        let id = (namespace.to_string(), bucket.to_string(), key.to_string());
-        let block = self.0.sequences.lock().unwrap_or_else(PoisonError::into_inner).entry(id).or_default().clone();
-        let mut block = block.lock().await;
-        if let Some(n) = block.take() {
-            return Ok(n as u64);
-        }
-        let last = match self.write(namespace, quota, bucket, vec![Op::Increment(key.to_string(), BLOCK)]).await? {
-            Written::Done(counts) => counts[0],
+        match self.write(namespace, quota, bucket, vec![Op::Increment(key.to_string(), 1)]).await? {
+            Written::Done(counts) if counts[0] >= 1 => Ok(counts[0] as u64),
+            Written::Done(counts) => Err(StorageError::Refused(format!(
+                "the sequence at {key} holds {}, not a positive count",
+                counts[0] - 1
+            ))),
             Written::Changed(..) => unreachable!("an increment expects nothing"),
-        };
-        *block = Block::reserved(key, last)?;
-        Ok(block.take().expect("a block just reserved has numbers") as u64)
+        }
     }
 
     /// The component's bucket, created on first use.
@@ -144,13 +143,12 @@ impl SharedStorage {
 
     /// Creates a bucket on three servers, or on one when NATS has fewer.
     async fn create(&self, name: &str, quota: Quota) -> Result<stream::Stream, StorageError> {
-        let limit = |n: u64| if n == u64::MAX { -1 } else { i64::try_from(n).unwrap_or(i64::MAX) };
+        let limit = |n: u64| i64::try_from(n).unwrap_or(-1);
         let config = stream::Config {
             name: format!("KV_{name}"),
             description: Some("a Trellis component's data".into()),
             subjects: vec![format!("$KV.{name}.>")],
             max_messages_per_subject: 1,
-            max_bytes: limit(quota.max_bytes),
             max_messages: limit(quota.max_keys),
             discard: stream::DiscardPolicy::New,
             storage: stream::StorageType::File,
@@ -176,7 +174,7 @@ impl SharedStorage {
 
 /// Whether a stream could not be made for want of servers to replicate it on (not because
 /// JetStream is still electing its leader, which a later write waits out).
-fn too_few_servers(e: &jetstream::context::CreateStreamError) -> bool {
+pub(crate) fn too_few_servers(e: &jetstream::context::CreateStreamError) -> bool {
     use jetstream::ErrorCode;
     use jetstream::context::CreateStreamErrorKind as Kind;
     matches!(e.kind(), Kind::JetStream(e)

@@ -7,7 +7,12 @@
 
 /// The JetStream key-value bucket holding a component's data in the cluster `cluster`.
 pub(super) fn bucket(cluster: &str, namespace: &str) -> String {
-    format!("trellis-{cluster}-kv-{}", escape(namespace, b'_', |b| b.is_ascii_alphanumeric() || b == b'-'))
+    format!("trellis-{cluster}-kv-{}", safe_name(namespace))
+}
+
+/// `name` as JetStream names buckets, streams and consumers: `[A-Za-z0-9_-]`.
+pub(crate) fn safe_name(name: &str) -> String {
+    escape(name, b'_', |b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// The key of `key` in the component's bucket `bucket`: `<bucket>.<key>`, each escaped.

@@ -29,7 +29,8 @@ impl SharedStorage {
         cursor: Option<&str>,
     ) -> Result<(Vec<String>, Option<String>), StorageError> {
         let store = self.bucket(namespace, quota).await?;
-        let mut keys: Vec<String> = store.entries(&self.0.client, bucket, false).await?.into_iter().map(|e| e.0).collect();
+        let mut keys: Vec<String> =
+            store.entries(&self.0.client, bucket, false).await?.into_iter().map(|e| e.0).collect();
         keys.retain(|key| cursor.is_none_or(|cursor| key.as_str() > cursor));
         keys.sort_unstable();
         let more = keys.len() > LIST_PAGE;
