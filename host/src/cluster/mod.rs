@@ -7,6 +7,7 @@
 
 mod answer;
 mod directory;
+mod host_id;
 mod remote;
 mod wire;
 
@@ -31,6 +32,7 @@ use crate::component::LoadedComponent;
 use crate::discovery::Interface;
 use crate::ops::metrics::METRICS;
 use directory::Directory;
+use host_id::default_host_id;
 
 /// The directory's keys: `hosts.<host id>`.
 const HOST_KEYS: &str = "hosts.";
@@ -383,21 +385,4 @@ pub struct HostStatus {
     pub this_host: bool,
     /// How long ago its entry was refreshed (0 for this host).
     pub last_seen_ms: u64,
-}
-
-/// The machine's name and a random suffix: readable in a list of hosts, unique when several
-/// hosts run on one machine.
-fn default_host_id() -> String {
-    let mut buf = [0u8; 64];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it.
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let name = if ok {
-        String::from_utf8_lossy(buf.split(|b| *b == 0).next().unwrap_or_default()).into_owned()
-    } else {
-        String::new()
-    };
-    let name: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).take(40).collect();
-    let name = if name.is_empty() { "host".to_string() } else { name };
-    format!("{name}-{:04x}", rand::random::<u16>())
 }

@@ -185,3 +185,59 @@ async fn publish(client: &async_nats::Client, prefix: &str, messages: Vec<Publis
         Some(e) => Err(failed(&e.description)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(value: Option<&[u8]>, revision: u64) -> Current {
+        Current { value: value.map(<[u8]>::to_vec), revision }
+    }
+
+    fn planned(ops: &[Op], current: &BTreeMap<String, Current>) -> Plan {
+        plan("b", Quota::NONE, ops, current).unwrap()
+    }
+
+    #[test]
+    fn a_conditional_write_publishes_each_key_once_with_the_revision_it_read() {
+        let current = BTreeMap::from([
+            ("total".to_string(), at(Some(&5i64.to_le_bytes()), 7)),
+            ("email".to_string(), at(None, 0)),
+            ("user".to_string(), at(None, 3)),
+        ]);
+        let ops = [
+            Op::Expect("email".into(), None),
+            Op::Set("user".into(), b"ada".to_vec()),
+            Op::Increment("total".into(), 1),
+            Op::Increment("total".into(), 1),
+        ];
+        let Plan::Publish(messages, counts) = planned(&ops, &current) else { panic!("changed") };
+        assert_eq!(counts, [6, 7]);
+        let published: Vec<_> = messages.iter().map(|m| (m.key.as_str(), m.value.clone(), m.expect)).collect();
+        assert_eq!(
+            published,
+            [
+                ("b.email", None, Some(0)),
+                ("b.total", Some(7i64.to_le_bytes().to_vec()), Some(7)),
+                ("b.user", Some(b"ada".to_vec()), Some(3)),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_expectation_that_does_not_hold_writes_nothing_and_says_what_the_key_holds() {
+        let current = BTreeMap::from([("email".to_string(), at(Some(b"1"), 4))]);
+        let ops = [Op::Expect("email".into(), None), Op::Set("user".into(), b"x".to_vec())];
+        let Plan::Changed(key, now) = planned(&ops, &current) else { panic!("published") };
+        assert_eq!((key.as_str(), now.as_deref()), ("email", Some(&b"1"[..])));
+    }
+
+    #[test]
+    fn an_unconditional_write_expects_no_revision_and_bad_counters_are_refused() {
+        let Plan::Publish(messages, _) = planned(&[Op::Delete("k".into())], &BTreeMap::new()) else { panic!() };
+        assert_eq!((messages[0].value.clone(), messages[0].expect), (None, None));
+        let current = BTreeMap::from([("n".to_string(), at(Some(b"abc"), 1))]);
+        let refused = plan("b", Quota::NONE, &[Op::Increment("n".into(), 1)], &current);
+        assert!(matches!(refused, Err(StorageError::Refused(why)) if why.contains("8-byte integer")));
+    }
+}
