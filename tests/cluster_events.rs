@@ -23,6 +23,16 @@ fn notifications(host: &Host, user_id: u64) -> Vec<Value> {
     reply.json()["items"].as_array().unwrap().clone()
 }
 
+/// The events stream of the cluster `shop`.
+const EVENTS: &str = "trellis-shop-events";
+
+/// Waits until the subscriber `name` has its consumer, and every host's publishers know of it
+/// (they ask JetStream which topics are wanted at most once a second).
+fn wait_for_consumer(nats: &Nats, name: &str) {
+    eventually(Duration::from_secs(10), &format!("the consumer {name}"), || nats.has_consumer(EVENTS, name));
+    std::thread::sleep(Duration::from_millis(1200));
+}
+
 /// Messages the notification service acknowledged on `host`.
 fn acknowledged(host: &Host) -> f64 {
     let series = "trellis_message_deliveries_total{subscriber=\"notification-service\",result=\"acknowledged\"}";
@@ -39,7 +49,8 @@ fn an_order_event_published_on_one_host_is_delivered_once_per_subscribing_compon
     eventually(Duration::from_secs(10), "the order service to link the user service on host A", || {
         link(&b, "order-service", "shop:users/api@0.1.0").remote_hosts.is_some_and(|h| h == ["events-a"])
     });
-    // The notification service's consumer exists once a first event reaches it.
+    wait_for_consumer(&nats, "notification-service");
+    // A first event reaches it (the consumer exists once a replica pulls from it).
     let first = shop::create_user(&a, "First", "first@example.com")["id"].as_u64().unwrap();
     eventually(Duration::from_secs(10), "a first notification", || !notifications(&a, first).is_empty());
     let before = acknowledged(&a) + acknowledged(&c);
@@ -64,4 +75,61 @@ fn an_order_event_published_on_one_host_is_delivered_once_per_subscribing_compon
     eventually(Duration::from_secs(5), "the cancellation's notification", || {
         notifications(&a, user).iter().any(|n| n["topic"] == "orders.status-changed")
     });
+}
+
+/// A host of the cluster `shop` over `nats` serving the `events` test component as `worker`,
+/// its data shared, with quick retries.
+fn worker(nats: &Nats, id: &str) -> Host {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("components")).unwrap();
+    std::fs::copy(support::component("testing/events"), dir.path().join("components/worker.wasm")).unwrap();
+    let config = "[cluster]\nname = \"shop\"\nheartbeat = 300\n\n[storage]\nbackend = \"nats\"\n\n\
+                  [messaging]\nmax_deliveries = 3\nretry_backoff = 100\n";
+    std::fs::write(dir.path().join("trellis.toml"), config).unwrap();
+    Host::start_in_with_args(dir, &["--cluster", &nats.urls(), "--host-id", id])
+}
+
+#[test]
+fn replicas_share_one_consumer_in_publish_order_with_retries_and_one_dead_letter() {
+    let nats = Nats::single();
+    let (a, b) = (worker(&nats, "jobs-a"), worker(&nats, "jobs-b"));
+    wait_for_consumer(&nats, "worker");
+
+    // Published through both hosts, taken by whichever replica is free, one at a time.
+    for (n, data) in ["one", "trap", "two", "three", "four"].iter().enumerate() {
+        let via = if n % 2 == 0 { &a } else { &b };
+        let sent = support::send(
+            http::Request::post(format!("{}/worker/publish/test.jobs", via.public))
+                .body(data.as_bytes().to_vec())
+                .unwrap(),
+        );
+        assert_eq!(sent.status, 204, "{}", sent.body);
+    }
+    let received = || {
+        let reply = a.get("/worker/received");
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()
+    };
+    eventually(Duration::from_secs(15), "every message but the trapping one, in publish order", || {
+        let data: Vec<String> = received()["received"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["data"].as_str().unwrap().to_string())
+            .collect();
+        data == ["one", "two", "three", "four"]
+    });
+
+    // The trapping one was tried max_deliveries times and dead-lettered on one host.
+    let dead: Vec<Value> = [&a, &b]
+        .iter()
+        .flat_map(|h| h.admin_get("/_trellis/messaging").json()["dead_letters"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!((dead[0]["topic"].as_str(), dead[0]["deliveries"].as_u64()), (Some("test.jobs"), Some(3)));
+    assert!(dead[0]["error"].as_str().unwrap().contains("trap"), "{}", dead[0]);
+    let mut deliveries: Vec<i64> =
+        received()["deliveries"].as_object().unwrap().values().map(|n| n.as_i64().unwrap()).collect();
+    deliveries.sort_unstable();
+    assert_eq!(deliveries, [1, 1, 1, 1, 3], "each message delivered once across both replicas, the trap three times");
 }

@@ -129,4 +129,16 @@ impl Nats {
             info.cluster.clone()?.leader
         })
     }
+
+    /// Whether the JetStream stream `stream` has the consumer `consumer`.
+    pub fn has_consumer(&self, stream: &str, consumer: &str) -> bool {
+        let urls: Vec<async_nats::ServerAddr> = self.servers.iter().map(|s| s.url().parse().unwrap()).collect();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let Ok(client) = async_nats::connect(urls).await else { return false };
+            let js = async_nats::jetstream::new(client);
+            let Ok(stream) = js.get_stream(stream).await else { return false };
+            stream.consumer_info(consumer).await.is_ok()
+        })
+    }
 }

@@ -92,8 +92,15 @@ impl Bus {
             present.push(name.clone());
             let target = Target { component: component.clone(), patterns: component.subscriptions.clone() };
             if let Some(already) = running.get(name) {
-                already.subscriber.target.store(Arc::new(target));
-                continue;
+                // In cluster mode a consumer filters on the topics: new ones mean taking
+                // messages again, with the consumer updated (what was under way is redelivered).
+                let refilter =
+                    inner.across.get().is_some() && already.subscriber.target.load().patterns != target.patterns;
+                if !refilter {
+                    already.subscriber.target.store(Arc::new(target));
+                    continue;
+                }
+                running.remove(name);
             }
             let cursor = inner.resume(name);
             let subscriber = Arc::new(Subscriber {
