@@ -153,21 +153,8 @@ fn orders_round(root: &Path, split: bool, nats: &str, script: &Path) -> anyhow::
         anyhow::ensure!(status == Some(201), "could not create user {n}: {status:?}");
     }
     let url = format!("{orders}/api/v1/orders");
-    let started = Instant::now();
-    while systems::status(
-        "POST",
-        &url,
-        Some(
-            r#"{"user_id": 1, "items": [{"product_id": 1, "product_name": "W", "quantity": 1, "price": 1.0}], "shipping_address": "x"}"#,
-        ),
-    ) != Some(201)
-    {
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(30),
-            "the order service never reached the user service"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let order = r#"{"user_id": 1, "items": [{"product_id": 1, "product_name": "W", "quantity": 1, "price": 1.0}], "shipping_address": "x"}"#;
+    post_until(&url, order, &[201], "the order service never reached the user service")?;
     wrk::run(&url, 16, Duration::from_secs(2), Some(script))?; // warm-up
     let load = wrk::run(&url, 16, Duration::from_secs(10), Some(script))?;
     anyhow::ensure!(load.failures == 0, "{} failed orders (split: {split})", load.failures);
@@ -191,22 +178,25 @@ fn storage_round(root: &Path, backend: &str, nats: &str, script: &Path) -> anyho
         systems::trellis(&root.join("target/release/trellis"), &components, &work.path().join("data"), Some(&config))?;
     let users = format!("{}/api/v1/users", server.base);
     // The host serves before it is connected to NATS: the first write waits for that.
-    let started = Instant::now();
-    loop {
-        let status = systems::status("POST", &users, Some(r#"{"name":"Ada","email":"ada@example.com"}"#));
-        if matches!(status, Some(201 | 409)) {
-            break;
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(30),
-            "could not create the user on {backend}: {status:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let ada = r#"{"name":"Ada","email":"ada@example.com"}"#;
+    post_until(&users, ada, &[201, 409], &format!("could not create the user on {backend}"))?;
     let get = wrk::run(&format!("{users}/1"), 1, Duration::from_secs(5), None)?;
     let post = wrk::run(&users, 1, Duration::from_secs(5), Some(script))?;
     anyhow::ensure!(get.failures == 0 && post.failures == 0, "failed requests on {backend}");
     Ok((get.p50_ms, post.p50_ms))
+}
+
+/// POSTs `body` to `url` until it answers one of `statuses`, for up to 30 s.
+fn post_until(url: &str, body: &str, statuses: &[u16], failure: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let status = systems::status("POST", url, Some(body));
+        if status.is_some_and(|s| statuses.contains(&s)) {
+            return Ok(());
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "{failure}: {status:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The wrk script creating users, each with an email of its own.

@@ -28,7 +28,7 @@ use tokio::sync::OnceCell;
 
 use super::log::Record;
 use super::subscriber::Subscriber;
-use crate::capabilities::keyvalue::{safe_name, too_few_servers};
+use crate::capabilities::keyvalue::{replicated_stream, safe_name};
 use crate::capabilities::messaging::TopicPattern;
 
 /// How long JetStream waits for an acknowledgement before it offers the message to another
@@ -76,17 +76,9 @@ impl Across {
                     max_age: self.retention.0,
                     max_bytes: i64::try_from(self.retention.1).unwrap_or(-1),
                     storage: stream::StorageType::File,
-                    num_replicas: 3,
                     ..Default::default()
                 };
-                match self.js.get_or_create_stream(config.clone()).await {
-                    Ok(stream) => Ok(stream),
-                    Err(three) if too_few_servers(&three) => {
-                        let one = stream::Config { num_replicas: 1, ..config };
-                        self.js.get_or_create_stream(one).await.map_err(|e| e.to_string())
-                    }
-                    Err(e) => Err(e.to_string()),
-                }
+                replicated_stream(&self.js, config).await.map_err(|e| e.to_string())
             })
             .await
     }

@@ -19,7 +19,7 @@ pub(crate) mod resources;
 pub(crate) use changes::Quota;
 pub(crate) use changes::{Op, Scope, Written};
 pub(crate) use error::StorageError;
-pub(crate) use jetstream::{SharedStorage, safe_name, too_few_servers};
+pub(crate) use jetstream::{SharedStorage, replicated_stream, safe_name};
 pub use redb_backend::Storage;
 
 use std::sync::Arc;

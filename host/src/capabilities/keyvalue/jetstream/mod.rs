@@ -143,38 +143,46 @@ impl SharedStorage {
 
     /// Creates a bucket on three servers, or on one when NATS has fewer.
     async fn create(&self, name: &str, quota: Quota) -> Result<stream::Stream, StorageError> {
-        let limit = |n: u64| i64::try_from(n).unwrap_or(-1);
         let config = stream::Config {
             name: format!("KV_{name}"),
             description: Some("a Trellis component's data".into()),
             subjects: vec![format!("$KV.{name}.>")],
             max_messages_per_subject: 1,
-            max_messages: limit(quota.max_keys),
+            max_messages: i64::try_from(quota.max_keys).unwrap_or(-1),
             discard: stream::DiscardPolicy::New,
             storage: stream::StorageType::File,
             allow_rollup: true,
             deny_delete: true,
             allow_direct: false,
             allow_atomic_publish: true,
-            num_replicas: 3,
             ..Default::default()
         };
-        let failed = |e: &dyn std::fmt::Display| unreachable_nats(&format!("cannot create the bucket {name}"), e);
-        match self.0.js.get_or_create_stream(config.clone()).await {
-            Ok(stream) => Ok(stream),
-            Err(three) if too_few_servers(&three) => {
-                tracing::info!(bucket = name, "NATS has fewer than three servers: the bucket is kept on one");
-                let one = stream::Config { num_replicas: 1, ..config };
-                self.0.js.get_or_create_stream(one).await.map_err(|e| failed(&e))
-            }
-            Err(e) => Err(failed(&e)),
+        replicated_stream(&self.0.js, config)
+            .await
+            .map_err(|e| unreachable_nats(&format!("cannot create the bucket {name}"), e))
+    }
+}
+
+/// Gets or creates the stream `config` names on three servers, or on one when NATS has fewer
+/// (never merely because JetStream is still electing its leader: that is an error, and a
+/// later try waits it out). The one rule for everything Trellis keeps in JetStream.
+pub(crate) async fn replicated_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
+    let three = stream::Config { num_replicas: 3, ..config };
+    match js.get_or_create_stream(three.clone()).await {
+        Err(e) if too_few_servers(&e) => {
+            tracing::info!(stream = three.name, "NATS has fewer than three servers: the stream is kept on one");
+            js.get_or_create_stream(stream::Config { num_replicas: 1, ..three }).await
         }
+        made => made,
     }
 }
 
 /// Whether a stream could not be made for want of servers to replicate it on (not because
 /// JetStream is still electing its leader, which a later write waits out).
-pub(crate) fn too_few_servers(e: &jetstream::context::CreateStreamError) -> bool {
+fn too_few_servers(e: &jetstream::context::CreateStreamError) -> bool {
     use jetstream::ErrorCode;
     use jetstream::context::CreateStreamErrorKind as Kind;
     matches!(e.kind(), Kind::JetStream(e)
