@@ -17,6 +17,7 @@
 //!   `wasi:logging`, `wasi:messaging`).
 //! - `events`: the durable bus behind `wasi:messaging`: the log, subscribers, delivery.
 //! - `http`: the listeners, the router, and dispatching a request into a component.
+//! - `policy`: the edge's policies: tokens, API keys, scopes, rate limits and CORS.
 //! - `ops`: health, the admin API, metrics and the services report.
 
 // Items are crate-visible unless the public API below re-exports them.
@@ -33,6 +34,7 @@ pub(crate) mod events;
 pub(crate) mod http;
 pub(crate) mod linking;
 pub(crate) mod ops;
+pub(crate) mod policy;
 pub(crate) mod registry;
 pub(crate) mod runtime;
 

@@ -78,6 +78,11 @@ impl Host {
     /// Starts a host on a prepared folder and returns as soon as it serves, which is before
     /// it has loaded its components.
     pub fn launch(dir: tempfile::TempDir, extra: &[&str]) -> Host {
+        Self::launch_with_env(dir, extra, &[])
+    }
+
+    /// Like [`Host::launch`], with variables added to the host's environment.
+    pub fn launch_with_env(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> Host {
         let data = dir.path().join("data");
         let _ = std::fs::remove_file(data.join("listen.addr"));
         let _ = std::fs::remove_file(data.join("admin.addr"));
@@ -92,6 +97,7 @@ impl Host {
             .arg(dir.path().join("trellis.toml"))
             .args(extra)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -24,6 +24,7 @@ use crate::ops::admin::Admin;
 use crate::ops::endpoints::Endpoints;
 use crate::ops::health::Health;
 use crate::ops::supervisor::Supervisor;
+use crate::policy::Policies;
 use crate::registry::{self, Registry, Shared};
 use crate::runtime::Engines;
 
@@ -44,6 +45,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if config.storage.backend == StorageBackend::Nats && !config.cluster.enabled() {
         bail!("[storage] backend = \"nats\" needs a cluster: name its NATS servers in [cluster] nats or --cluster");
     }
+    // Policies are checked now: a missing secret or key file stops the start, naming it.
+    let config_dir = args.config.as_deref().and_then(Path::parent).unwrap_or(Path::new("."));
+    let policies = Policies::new(&config, config_dir).context("invalid edge policy")?;
     let mut flags = args.server;
     if args.no_watch {
         flags.watch = Some(false);
@@ -90,7 +94,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let limits = settings.edge.clone();
     let forwarder = cluster.as_ref().map(|c| Forwarder::new(c.host_id().to_string()));
-    let services = Arc::new(Services { endpoints, registry: registry.clone(), limits, draining, forwarder });
+    let services = Arc::new(Services { endpoints, registry: registry.clone(), limits, draining, forwarder, policies });
 
     let watched = settings.watch.then(|| registry::watch(registry.clone(), &settings.components, &supervisor));
     let _watch = watched.transpose()?;

@@ -4,9 +4,11 @@
 //! settings is every other module's business.
 
 mod cluster;
+mod policy;
 mod server;
 
 pub use cluster::{Cluster, Storage, StorageBackend};
+pub use policy::{ApiKey, Auth, AuthMethod, Cors, Jwt, Per, Policy, RateLimit};
 pub use server::{EdgeLimits, Server, Settings};
 
 use std::collections::BTreeMap;
@@ -38,6 +40,10 @@ pub struct Config {
     pub cluster: Cluster,
     /// Where the components' data lives: embedded, or shared by the cluster.
     pub storage: Storage,
+    /// How clients authenticate at the edge: `[auth.jwt]`, `[[auth.api_keys]]`.
+    pub auth: Auth,
+    /// Authentication, scopes, rate limits and CORS per route or component.
+    pub policies: Vec<Policy>,
 }
 
 /// How messages are delivered and how long they are kept. Durations are whole milliseconds.

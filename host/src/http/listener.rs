@@ -7,11 +7,12 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use http::HeaderValue;
+use http::{HeaderValue, Method};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -25,9 +26,12 @@ use super::edge::{Activity, Watched};
 use super::forward::{FORWARDED_BY, Forwarder};
 use super::responses::{self, Response};
 use super::router::Lookup;
+use crate::cluster::RemoteComponent;
+use crate::component::LoadedComponent;
 use crate::config::EdgeLimits;
 use crate::ops::endpoints::{Endpoints, Listener};
 use crate::ops::metrics::METRICS;
+use crate::policy::{self, Passed, Policies};
 use crate::registry::{Registry, Snapshot};
 
 /// The header that carries a request's correlation id in and out.
@@ -42,6 +46,8 @@ pub(crate) struct Services {
     pub(crate) draining: Arc<AtomicBool>,
     /// In cluster mode: sends requests for other hosts' routes on to them.
     pub(crate) forwarder: Option<Forwarder>,
+    /// Authentication, scopes, rate limits and CORS, checked before a component sees a request.
+    pub(crate) policies: Policies,
 }
 
 /// Serves both listeners until `shutdown` completes, then drains for up to `drain_for`.
@@ -85,7 +91,7 @@ async fn accept_loop(
     let open = Arc::new(Semaphore::new(budget));
     loop {
         let slot = open.clone().acquire_owned().await?;
-        let (stream, _peer) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: wait a moment rather than spin.
@@ -103,7 +109,7 @@ async fn accept_loop(
             let activity = requests.clone();
             activity.serving();
             async move {
-                let response = handle(&services, request, kind).await;
+                let response = handle(&services, request, peer.ip(), kind).await;
                 activity.answered();
                 Ok::<_, Infallible>(response)
             }
@@ -140,7 +146,7 @@ impl Served {
 }
 
 /// One request on either listener, with its correlation id, access-log line and metrics.
-async fn handle(services: &Services, request: http::Request<Incoming>, listener: Listener) -> Response {
+async fn handle(services: &Services, request: http::Request<Incoming>, peer: IpAddr, listener: Listener) -> Response {
     let started = Instant::now();
     let correlation_id: Arc<str> = request
         .headers()
@@ -154,7 +160,7 @@ async fn handle(services: &Services, request: http::Request<Incoming>, listener:
     // Every log line of this request, the components' own included, carries its correlation id.
     let span = tracing::info_span!("request", correlation_id = &*correlation_id);
     let (mut response, served) = match listener {
-        Listener::Public => public(services, request, correlation_id.clone()).instrument(span).await,
+        Listener::Public => public(services, request, peer, correlation_id.clone()).instrument(span).await,
         Listener::Admin => {
             let response = services.endpoints.admin(request).instrument(span).await;
             (response, Served::host("admin"))
@@ -182,49 +188,102 @@ async fn handle(services: &Services, request: http::Request<Incoming>, listener:
     response
 }
 
-/// The public listener: host endpoints first, then component routes.
-async fn public(services: &Services, request: http::Request<Incoming>, correlation_id: Arc<str>) -> (Response, Served) {
-    let path = request.uri().path();
-    if let Some(response) = services.endpoints.public(request.method(), path) {
-        let served = Served::host(path);
-        return (response, served);
+/// The public listener: host endpoints first, then component routes here or on another host,
+/// each behind its policy.
+async fn public(
+    services: &Services,
+    request: http::Request<Incoming>,
+    peer: IpAddr,
+    correlation_id: Arc<str>,
+) -> (Response, Served) {
+    let (mut parts, body) = request.into_parts();
+    policy::strip_identity(&mut parts.headers);
+    let path = parts.uri.path().to_string();
+    if let Some(response) = services.endpoints.public(&parts.method, &path) {
+        return (response, Served::host(&path));
     }
     let snapshot = services.registry.snapshot();
-    let found = match snapshot.router.lookup(request.method(), path) {
-        Lookup::Found { component, pattern, .. } => snapshot.components.get(component).map(|c| (c.clone(), pattern)),
-        Lookup::MethodNotAllowed { allowed } => {
-            return (responses::method_not_allowed(request.method(), path, &allowed), Served::host("-"));
-        }
-        Lookup::NotFound => None,
+    if let Some(asked) = policy::preflight_method(&parts)
+        && let Ok(target) = target(services, &snapshot, &parts, &asked)
+        && let Some(rule) = services.policies.find(&path, target.component())
+        && let Some(response) = services.policies.preflight(rule, &parts, &asked)
+    {
+        return (response, target.served());
+    }
+    let target = match target(services, &snapshot, &parts, &parts.method) {
+        Ok(target) => target,
+        Err(response) => return (response, Served::host("-")),
     };
-    let Some((component, route)) = found else { return forward(services, &snapshot, request, &correlation_id).await };
-    let served = Served { component: component.name.to_string(), route: route.to_string() };
+    let served = target.served();
+    let passed = match services.policies.find(&path, target.component()) {
+        None => Passed::default(),
+        Some(rule) => match services.policies.admit(rule, &mut parts, peer) {
+            Ok(passed) => passed,
+            Err(refusal) => return (refusal, served),
+        },
+    };
+    let request = http::Request::from_parts(parts, body);
     let body_timeout = services.limits.body_read_timeout;
-    (dispatch::serve(component, request, correlation_id, body_timeout).await, served)
+    let mut response = match target {
+        Target::Local(component, _) => dispatch::serve(component, request, correlation_id, body_timeout).await,
+        Target::Remote(component, _) => {
+            let (Some(forwarder), limits) = (&services.forwarder, &services.registry.config().limits) else {
+                return (responses::not_found(&path), Served::host("-"));
+            };
+            forwarder.forward(component, request, &correlation_id, limits, body_timeout).await
+        }
+    };
+    passed.apply(&mut response);
+    (response, served)
 }
 
-/// A request no component here answers: forwarded to a host running one that does, unless it
-/// was forwarded here already.
-async fn forward(
-    services: &Services,
-    snapshot: &Snapshot,
-    request: http::Request<Incoming>,
-    correlation_id: &str,
-) -> (Response, Served) {
-    let path = request.uri().path();
-    let (Some(forwarder), false) = (&services.forwarder, request.headers().contains_key(FORWARDED_BY)) else {
-        return (responses::not_found(path), Served::host("-"));
-    };
-    let found = match snapshot.remote.router.lookup(request.method(), path) {
-        Lookup::Found { component, pattern, .. } => snapshot.remote.components.get(component).map(|c| (c, pattern)),
-        Lookup::MethodNotAllowed { allowed } => {
-            return (responses::method_not_allowed(request.method(), path, &allowed), Served::host("-"));
+/// The component that answers a request: one here, or, in cluster mode and unless the request
+/// was forwarded here already, one on another host.
+enum Target<'a> {
+    Local(Arc<LoadedComponent>, &'a str),
+    Remote(&'a RemoteComponent, &'a str),
+}
+
+impl Target<'_> {
+    fn component(&self) -> &str {
+        match self {
+            Target::Local(component, _) => &component.name,
+            Target::Remote(component, _) => &component.name,
         }
-        Lookup::NotFound => None,
-    };
-    let Some((component, route)) = found else { return (responses::not_found(path), Served::host("-")) };
-    let served = Served { component: component.name.clone(), route: route.to_string() };
-    let limits = &services.registry.config().limits;
-    let body_timeout = services.limits.body_read_timeout;
-    (forwarder.forward(component, request, correlation_id, limits, body_timeout).await, served)
+    }
+
+    fn served(&self) -> Served {
+        let (Target::Local(_, route) | Target::Remote(_, route)) = self;
+        Served { component: self.component().to_string(), route: route.to_string() }
+    }
+}
+
+/// Where a request for `method` on the request's path goes, or the 404 / 405 answer.
+fn target<'a>(
+    services: &Services,
+    snapshot: &'a Snapshot,
+    request: &http::request::Parts,
+    method: &Method,
+) -> Result<Target<'a>, Response> {
+    let path = request.uri.path();
+    match snapshot.router.lookup(method, path) {
+        Lookup::Found { component, pattern, .. } => {
+            if let Some(found) = snapshot.components.get(component) {
+                return Ok(Target::Local(found.clone(), pattern));
+            }
+        }
+        Lookup::MethodNotAllowed { allowed } => return Err(responses::method_not_allowed(method, path, &allowed)),
+        Lookup::NotFound => {}
+    }
+    if services.forwarder.is_none() || request.headers.contains_key(FORWARDED_BY) {
+        return Err(responses::not_found(path));
+    }
+    match snapshot.remote.router.lookup(method, path) {
+        Lookup::Found { component, pattern, .. } => match snapshot.remote.components.get(component) {
+            Some(found) => Ok(Target::Remote(found, pattern)),
+            None => Err(responses::not_found(path)),
+        },
+        Lookup::MethodNotAllowed { allowed } => Err(responses::method_not_allowed(method, path, &allowed)),
+        Lookup::NotFound => Err(responses::not_found(path)),
+    }
 }

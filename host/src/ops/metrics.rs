@@ -112,6 +112,13 @@ pub(crate) struct ForwardLabels {
     pub status: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RefusalLabels {
+    pub policy: String,
+    /// `unauthenticated`, `forbidden`, `rate_limited` or `cors`.
+    pub reason: String,
+}
+
 /// Latency buckets from 50 µs to about 26 s, doubling: covers a warm in-process call and a
 /// request that runs into its deadline.
 fn latency() -> Histogram {
@@ -139,6 +146,7 @@ pub(crate) struct Metrics {
     pub remote_calls: Family<RemoteCallLabels, Counter>,
     pub forwarded_requests: Family<ForwardLabels, Counter>,
     pub remote_call_duration: Family<ComponentLabels, Histogram>,
+    pub refused: Family<RefusalLabels, Counter>,
     /// 1 while connected to the cluster's NATS servers, 0 otherwise (absent on a single host).
     pub nats_connected: Gauge,
 }
@@ -154,6 +162,12 @@ impl Metrics {
                 &mut r,
                 "http_requests",
                 "HTTP requests served, by component, route and status",
+                Family::default(),
+            ),
+            refused: registered(
+                &mut r,
+                "http_refused",
+                "Requests the edge's policies refused before any component saw them, by policy and reason",
                 Family::default(),
             ),
             http_duration: registered(
@@ -287,6 +301,10 @@ impl Metrics {
             .get_or_create(&HttpLabels { component: component.clone(), route: route.clone(), status })
             .inc();
         self.http_duration.get_or_create(&RouteLabels { component, route }).observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn record_refusal(&self, policy: &str, reason: &str) {
+        self.refused.get_or_create(&RefusalLabels { policy: policy.into(), reason: reason.into() }).inc();
     }
 
     pub(crate) fn record_call(&self, caller: &str, interface: &str, function: &str, outcome: &str, took: Duration) {

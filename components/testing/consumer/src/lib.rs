@@ -6,6 +6,8 @@
 //! - `GET /consumer/misbehave/{none|trap|spin|slow|oom|recurse|flaky}?amount=N`: the same, asking the
 //!   provider to fail.
 //! - `GET /consumer/counter`: the provider's call counter (no error type: unreachable traps).
+//! - `GET /consumer/whoami/...`: the identity the host vouches for, from the headers it sets after
+//!   checking a policy: `{"subject", "scopes", "auth"}` (`x-trellis-subject`, `-scopes`, `-auth`).
 //! - `GET /consumer/absent` and `/consumer/absent-plain`: calls into an interface nobody
 //!   provides, with and without the unavailable convention.
 //!
@@ -57,6 +59,14 @@ fn route(request: Request) -> Answer {
             Ok(text) => Response::text(200, text),
             Err(test::absent::api::Error::Unavailable(why)) => Response::error(503, "unavailable", &why),
         },
+        [_, "whoami", ..] => Response::json(
+            200,
+            &serde_json::json!({
+                "subject": request.header("x-trellis-subject"),
+                "scopes": request.header("x-trellis-scopes"),
+                "auth": request.header("x-trellis-auth"),
+            }),
+        ),
         [_, "absent-plain"] => Response::text(200, test::absent::api::ping_plain()),
         _ => Response::not_found(&request.path),
     })
