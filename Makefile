@@ -6,7 +6,7 @@ export CARGO_BUILD_JOBS ?= 2
 
 TRELLIS := target/release/trellis
 
-.PHONY: all build host components run cluster test lint fmt bench bench-calls bench-scale bench-writes bench-messaging bench-cluster clean
+.PHONY: all build host components run cluster test lint fmt bench bench-calls bench-scale bench-writes bench-messaging bench-cluster bench-edge clean
 
 all: build
 
@@ -43,6 +43,7 @@ bench: components
 	./target/release/writes
 	./target/release/messaging
 	./target/release/cluster
+	./target/release/edge
 	./target/release/scale
 
 ## The scale section alone: the shop at 1,000, 100,000 and 1,000,000 orders (about 10 minutes;
@@ -72,6 +73,14 @@ bench-cluster: components
 	./bench/tools.sh
 	cargo build --release -p trellis-bench --bin cluster
 	./target/release/cluster
+
+## The edge alone: GET /api/v1/users/1 with no policy, and behind a policy with an HS256, ES256
+## or RS256 token or an API key, and a rate limit (bench/tools.sh installs wrk). Results:
+## bench/results/EDGE.md.
+bench-edge: components
+	./bench/tools.sh
+	cargo build --release -p trellis -p trellis-bench --bin trellis --bin edge
+	./target/release/edge
 
 ## The cost of one call between components, and of the breaker.
 bench-calls: components

@@ -17,6 +17,7 @@
 //!   `wasi:logging`, `wasi:messaging`).
 //! - `events`: the durable bus behind `wasi:messaging`: the log, subscribers, delivery.
 //! - `http`: the listeners, the router, and dispatching a request into a component.
+//! - `docs`: `/openapi.json` merged from the components' own documents, and `/docs`.
 //! - `policy`: the edge's policies: tokens, API keys, scopes, rate limits and CORS.
 //! - `ops`: health, the admin API, metrics and the services report.
 
@@ -30,6 +31,7 @@ pub mod cluster;
 pub(crate) mod component;
 pub mod config;
 pub(crate) mod discovery;
+pub(crate) mod docs;
 pub(crate) mod events;
 pub(crate) mod http;
 pub(crate) mod linking;

@@ -20,7 +20,7 @@ wit_bindgen::generate!({
         "wasi:logging/logging@0.1.0-draft": service_kit::wasi::logging::logging,
     },
     // Users and orders are served as the JSON the services themselves answer with.
-    additional_derives: [serde::Serialize],
+    additional_derives: [serde::Serialize, schemars::JsonSchema],
     additional_type_attributes: {
         "shop:orders/api@0.2.0/status": [#[serde(rename_all = "lowercase")]],
         "shop:orders/api@0.2.0/product-id": [#[serde(untagged)]],
@@ -53,6 +53,59 @@ fn route(request: Request) -> Answer {
         }
         ["api", "v1", "dashboard"] => dashboard(),
         _ => Err(Response::not_found(&request.path)),
+    }
+}
+
+impl exports::trellis::http::openapi::Guest for Gateway {
+    fn document() -> String {
+        use service_kit::openapi::{Document, error, id, json_response};
+        let mut doc = Document::new("Gateway", env!("CARGO_PKG_VERSION"));
+        let (user, order) = (doc.schema::<users::User>(), doc.schema::<orders::Order>());
+        let count = json!({ "type": ["integer", "null"], "minimum": 0 });
+        let profile = json!({
+            "type": "object",
+            "required": ["user", "orders", "total_orders"],
+            "properties": {
+                "user": user,
+                "orders": { "description": format!("The first {PROFILE_ORDERS}, oldest first; null when the order service is unavailable"),
+                    "type": ["array", "null"], "items": order },
+                "total_orders": count,
+                "degraded": { "description": "Why the orders are missing", "type": "string" },
+            },
+        });
+        let total = json!({ "type": "integer", "minimum": 0 });
+        let dashboard = json!({
+            "type": "object",
+            "required": ["total_users", "total_orders", "pending_orders", "completed_orders", "total_revenue"],
+            "properties": { "total_users": total, "total_orders": total, "pending_orders": total,
+                "completed_orders": total, "total_revenue": { "type": "number" } },
+        });
+        doc.operation(
+            "get",
+            "/api/v1/users/{id}/profile",
+            json!({
+                "operationId": "userProfile", "summary": "A user with their first orders and how many they have",
+                "tags": ["gateway"], "parameters": [id("id", "The user's id")],
+                "responses": {
+                    "200": json_response("The profile; degraded when the order service is unavailable", profile),
+                    "400": error("The services refused the id"),
+                    "404": error("No such user"),
+                    "503": error("The user service is unavailable"),
+                },
+            }),
+        );
+        doc.operation(
+            "get",
+            "/api/v1/dashboard",
+            json!({
+                "operationId": "dashboard", "summary": "User and order totals and revenue", "tags": ["gateway"],
+                "responses": {
+                    "200": json_response("The totals", dashboard),
+                    "503": error("The user or order service is unavailable"),
+                },
+            }),
+        );
+        doc.to_json()
     }
 }
 

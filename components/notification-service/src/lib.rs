@@ -40,7 +40,7 @@ wasip2::http::proxy::export!(NotificationService);
 service_kit::export_routes!(NotificationService, [("GET", "/api/v1/users/{id}/notifications")]);
 
 /// One notification, as stored and served.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 struct Notification {
     id: u64,
     topic: String,
@@ -85,6 +85,30 @@ fn list(request: &Request, user_id: u64) -> Answer {
     let offset = (paging.page - 1).saturating_mul(paging.page_size);
     let page: Vec<Notification> = table.get_many(&index.page(table.bucket(), offset, paging.page_size as u32)?)?;
     Ok(paging.answer(&page, index.total(table.bucket())? as usize))
+}
+
+impl exports::trellis::http::openapi::Guest for NotificationService {
+    fn document() -> String {
+        use service_kit::openapi::{Document, error, id, json_response, page_of, paging};
+        let mut doc = Document::new("Notification service", env!("CARGO_PKG_VERSION"));
+        let notification = doc.schema::<Notification>();
+        let [page, page_size] = paging();
+        doc.operation(
+            "get",
+            "/api/v1/users/{id}/notifications",
+            serde_json::json!({
+                "operationId": "notificationsOfUser", "summary": "A user's notifications, oldest first",
+                "tags": ["notifications"],
+                "parameters": [id("id", "The user's id"), page, page_size],
+                "responses": {
+                    "200": json_response("One page of notifications", page_of(notification)),
+                    "400": error("A paging parameter is not a positive integer"),
+                    "404": error("Not a user id"),
+                },
+            }),
+        );
+        doc.to_json()
+    }
 }
 
 impl subscriptions::Guest for NotificationService {

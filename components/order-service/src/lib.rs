@@ -4,6 +4,7 @@
 //! user service; to other services it offers `shop:orders/api`. It publishes its orders'
 //! events and, receiving `users.deleted`, cancels that user's open orders (`saga`).
 
+mod openapi;
 mod orders;
 mod saga;
 
@@ -26,7 +27,7 @@ wit_bindgen::generate!({
         "wasi:messaging/producer@0.2.0-draft": service_kit::wasi::messaging::producer,
     },
     // The WIT records are the stored and served JSON too; a status is its lowercase name.
-    additional_derives: [serde::Serialize, serde::Deserialize],
+    additional_derives: [serde::Serialize, serde::Deserialize, schemars::JsonSchema],
     additional_type_attributes: {
         "shop:orders/api@0.2.0/status": [#[serde(rename_all = "lowercase")]],
         "shop:orders/api@0.2.0/product-id": [#[serde(untagged)]],
@@ -77,6 +78,12 @@ fn route(request: Request) -> Answer {
             }
         }
         _ => Err(Response::not_found(&request.path)),
+    }
+}
+
+impl exports::trellis::http::openapi::Guest for OrderService {
+    fn document() -> String {
+        openapi::document()
     }
 }
 

@@ -85,17 +85,23 @@ struct NewOrder {
 }
 
 fn positive_id(value: &Value, what: &str) -> Result<u64, Response> {
-    value.as_u64().filter(|id| *id >= 1).ok_or_else(|| invalid(&format!("{what} must be a positive integer")))
+    service_kit::whole_number(value)
+        .filter(|id| *id >= 1)
+        .ok_or_else(|| invalid(&format!("{what} must be a positive integer")))
 }
 
 /// Longest product SKU accepted.
-const MAX_SKU_CHARS: usize = 100;
+pub(crate) const MAX_SKU_CHARS: usize = 100;
 /// Longest product name accepted, in characters.
-const MAX_PRODUCT_NAME_CHARS: usize = 200;
+pub(crate) const MAX_PRODUCT_NAME_CHARS: usize = 200;
 /// Longest shipping address accepted, in characters.
-const MAX_ADDRESS_CHARS: usize = 500;
+pub(crate) const MAX_ADDRESS_CHARS: usize = 500;
 /// Most items one order may have: an order is read whole by everyone who lists it.
-const MAX_ITEMS: usize = 100;
+pub(crate) const MAX_ITEMS: usize = 100;
+/// Most units of one item, and the highest unit price: an order's total stays exact in
+/// millionths (the revenue's unit) and far from overflowing it.
+pub(crate) const MAX_QUANTITY: u32 = 10_000;
+pub(crate) const MAX_PRICE: f64 = 1_000_000.0;
 
 /// A product id as the client gave it: a positive integer or a non-empty SKU string.
 fn product_id(value: &Value, what: &str) -> Result<ProductId, Response> {
@@ -125,15 +131,25 @@ fn item(value: &Value, index: usize) -> Result<Item, Response> {
             "items[{index}].product_name must be at most {MAX_PRODUCT_NAME_CHARS} characters"
         )));
     }
-    let quantity =
-        field("quantity")?.as_i64().ok_or_else(|| invalid(&format!("items[{index}].quantity must be an integer")))?;
+    let quantity = field("quantity")?;
+    let quantity = match service_kit::whole_number(quantity) {
+        Some(quantity) => quantity,
+        None if quantity.as_f64().is_some_and(|n| n.fract() == 0.0) => 0,
+        None => return Err(invalid(&format!("items[{index}].quantity must be an integer"))),
+    };
     if quantity < 1 {
         return Err(invalid(&format!("items[{index}].quantity must be at least 1")));
     }
-    let quantity = u32::try_from(quantity).map_err(|_| invalid(&format!("items[{index}].quantity is too large")))?;
+    let quantity = u32::try_from(quantity)
+        .ok()
+        .filter(|q| *q <= MAX_QUANTITY)
+        .ok_or_else(|| invalid(&format!("items[{index}].quantity must be at most {MAX_QUANTITY}")))?;
     let price = field("price")?.as_f64().ok_or_else(|| invalid(&format!("items[{index}].price must be a number")))?;
     if price < 0.0 {
         return Err(invalid(&format!("items[{index}].price must not be negative")));
+    }
+    if price > MAX_PRICE {
+        return Err(invalid(&format!("items[{index}].price must be at most {MAX_PRICE}")));
     }
     Ok(Item { product_id, product_name, quantity, price })
 }

@@ -6,6 +6,7 @@
 
 pub mod events;
 pub mod index;
+pub mod openapi;
 pub mod paging;
 pub mod table;
 
@@ -74,6 +75,15 @@ pub fn now() -> String {
 /// An id from a path: a positive integer.
 pub fn parse_id(text: &str) -> Option<u64> {
     text.parse::<u64>().ok().filter(|id| *id >= 1)
+}
+
+/// A JSON number with no fractional part as the integer it is: `3` and `3.0` alike, as JSON
+/// has one number type. None for fractions, negative numbers, non-numbers, and past `u64`.
+pub fn whole_number(value: &serde_json::Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        let n = value.as_f64()?;
+        (n.fract() == 0.0 && n >= 0.0 && n < u64::MAX as f64).then_some(n as u64)
+    })
 }
 
 /// A request the service understood but refuses: 422 with why.

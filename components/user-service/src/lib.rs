@@ -2,6 +2,7 @@
 //! (get, partial update, delete). To other services: `shop:users/api` (get-user,
 //! count-users). Users live in this component's own storage namespace.
 
+mod openapi;
 mod users;
 
 use guest_http::{Answer, Request, Response};
@@ -23,7 +24,7 @@ wit_bindgen::generate!({
         "wasi:messaging/producer@0.2.0-draft": service_kit::wasi::messaging::producer,
     },
     // The WIT records are the stored and served JSON too.
-    additional_derives: [serde::Serialize, serde::Deserialize],
+    additional_derives: [serde::Serialize, serde::Deserialize, schemars::JsonSchema],
 });
 
 struct UserService;
@@ -67,6 +68,12 @@ fn route(request: Request) -> Answer {
             }
         }
         _ => Err(Response::not_found(&request.path)),
+    }
+}
+
+impl exports::trellis::http::openapi::Guest for UserService {
+    fn document() -> String {
+        openapi::document(VERSION)
     }
 }
 

@@ -82,7 +82,7 @@ fn fields(request: &Request) -> Result<Fields, Response> {
     let age = match object.get("age") {
         None => None,
         Some(Value::Null) => Some(None),
-        Some(value) => match value.as_u64().and_then(|a| u32::try_from(a).ok()) {
+        Some(value) => match service_kit::whole_number(value).and_then(|a| u32::try_from(a).ok()) {
             Some(age) => Some(Some(age)),
             None => return Err(invalid("age must be a non-negative integer")),
         },

@@ -61,6 +61,8 @@ pub struct LoadedComponent {
     pub routes: Vec<Route>,
     /// The topics it receives messages on (empty unless it exports `incoming-handler`).
     pub subscriptions: Vec<TopicPattern>,
+    /// Its OpenAPI document (from its `trellis:http/openapi` export), if it has one.
+    pub openapi: Option<Arc<serde_json::Value>>,
     /// Its limits: the global ones with its own overrides from the config file.
     pub limits: Limits,
     exports: ExportIndex,
@@ -138,6 +140,7 @@ impl LoadedComponent {
             links: parts.links,
             routes: Vec::new(),
             subscriptions: Vec::new(),
+            openapi: None,
             exports,
             pool: InstancePool::new(
                 parts.limits.instance_reuse,

@@ -32,6 +32,8 @@ pub enum WasiHttp {
 }
 /// The export through which a component declares its routes.
 pub(crate) const ROUTES_INTERFACE: &str = "trellis:http/routes";
+/// The interface through which a component hands the host its OpenAPI document.
+pub(crate) const OPENAPI_INTERFACE: &str = "trellis:http/openapi";
 /// The interface a component exports to receive messages.
 pub(crate) const MESSAGE_HANDLER: &str = "wasi:messaging/incoming-handler";
 /// The export through which a component declares the topics it receives.

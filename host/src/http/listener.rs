@@ -29,6 +29,7 @@ use super::router::Lookup;
 use crate::cluster::RemoteComponent;
 use crate::component::LoadedComponent;
 use crate::config::EdgeLimits;
+use crate::docs;
 use crate::ops::endpoints::{Endpoints, Listener};
 use crate::ops::metrics::METRICS;
 use crate::policy::{self, Passed, Policies};
@@ -203,6 +204,9 @@ async fn public(
         return (response, Served::host(&path));
     }
     let snapshot = services.registry.snapshot();
+    if let Some(response) = docs::answer(&parts.method, &path, &snapshot, &services.policies) {
+        return (response, Served::host(&path));
+    }
     if let Some(asked) = policy::preflight_method(&parts)
         && let Ok(target) = target(services, &snapshot, &parts, &asked)
         && let Some(rule) = services.policies.find(&path, target.component())
@@ -212,14 +216,14 @@ async fn public(
     }
     let target = match target(services, &snapshot, &parts, &parts.method) {
         Ok(target) => target,
-        Err(response) => return (response, Served::host("-")),
+        Err(response) => return (*response, Served::host("-")),
     };
     let served = target.served();
     let passed = match services.policies.find(&path, target.component()) {
         None => Passed::default(),
         Some(rule) => match services.policies.admit(rule, &mut parts, peer) {
             Ok(passed) => passed,
-            Err(refusal) => return (refusal, served),
+            Err(refusal) => return (*refusal, served),
         },
     };
     let request = http::Request::from_parts(parts, body);
@@ -264,7 +268,7 @@ fn target<'a>(
     snapshot: &'a Snapshot,
     request: &http::request::Parts,
     method: &Method,
-) -> Result<Target<'a>, Response> {
+) -> Result<Target<'a>, Box<Response>> {
     let path = request.uri.path();
     match snapshot.router.lookup(method, path) {
         Lookup::Found { component, pattern, .. } => {
@@ -272,18 +276,20 @@ fn target<'a>(
                 return Ok(Target::Local(found.clone(), pattern));
             }
         }
-        Lookup::MethodNotAllowed { allowed } => return Err(responses::method_not_allowed(method, path, &allowed)),
+        Lookup::MethodNotAllowed { allowed } => {
+            return Err(Box::new(responses::method_not_allowed(method, path, &allowed)));
+        }
         Lookup::NotFound => {}
     }
     if services.forwarder.is_none() || request.headers.contains_key(FORWARDED_BY) {
-        return Err(responses::not_found(path));
+        return Err(Box::new(responses::not_found(path)));
     }
     match snapshot.remote.router.lookup(method, path) {
         Lookup::Found { component, pattern, .. } => match snapshot.remote.components.get(component) {
             Some(found) => Ok(Target::Remote(found, pattern)),
-            None => Err(responses::not_found(path)),
+            None => Err(Box::new(responses::not_found(path))),
         },
-        Lookup::MethodNotAllowed { allowed } => Err(responses::method_not_allowed(method, path, &allowed)),
-        Lookup::NotFound => Err(responses::not_found(path)),
+        Lookup::MethodNotAllowed { allowed } => Err(Box::new(responses::method_not_allowed(method, path, &allowed))),
+        Lookup::NotFound => Err(Box::new(responses::not_found(path))),
     }
 }

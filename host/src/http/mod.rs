@@ -3,7 +3,9 @@
 //! (`edge`), which component answers which path (`router`), one request into a component
 //! (`dispatch`), a route of a component on another host of the cluster (`forward`), and the
 //! responses the host writes itself (`responses`). The host's own
-//! endpoints are the ops module's; components' routes come from the registry.
+//! endpoints are the ops module's, the API documentation the docs module's, the checks
+//! before a component sees a request the policy module's; components' routes come from the
+//! registry.
 
 pub(crate) mod dispatch;
 mod edge;

@@ -48,12 +48,17 @@ pub(crate) struct Identity {
 /// One policy, ready to check requests.
 pub(crate) struct Rule {
     pub(crate) name: String,
-    pub(crate) routes: Vec<String>,
-    pub(crate) components: Vec<String>,
     pub(crate) auth: AuthMethod,
     pub(crate) scopes: Vec<String>,
     limiter: Option<Limiter>,
     cors: Option<CorsRule>,
+}
+
+impl Rule {
+    /// Whether it limits how often a client may call.
+    pub(crate) fn limited(&self) -> bool {
+        self.limiter.is_some()
+    }
 }
 
 /// Every policy of the config file, with the keys they check against.
@@ -134,20 +139,8 @@ impl Policies {
             cors.map_err(anyhow::Error::msg).with_context(context)?,
         );
         self.by_name.insert(name.clone(), index);
-        self.rules.push(Rule {
-            name,
-            routes: policy.routes.clone(),
-            components: policy.components.clone(),
-            auth: policy.auth,
-            scopes: policy.scopes.clone(),
-            limiter,
-            cors,
-        });
+        self.rules.push(Rule { name, auth: policy.auth, scopes: policy.scopes.clone(), limiter, cors });
         Ok(())
-    }
-
-    pub(crate) fn rules(&self) -> &[Rule] {
-        &self.rules
     }
 
     /// The policy over a request for `path` served by `component`: the most specific route
@@ -179,7 +172,7 @@ impl Policies {
         rule: &Rule,
         request: &mut http::request::Parts,
         peer: IpAddr,
-    ) -> Result<Passed, Response> {
+    ) -> Result<Passed, Box<Response>> {
         let mut passed = Passed::default();
         if let Some(cors) = &rule.cors {
             cors.decorate(cors::origin(&request.headers), &mut passed.headers);
@@ -189,13 +182,13 @@ impl Policies {
             passed.headers.iter().for_each(|(k, v)| {
                 response.headers_mut().append(k, v.clone());
             });
-            response
+            Box::new(response)
         };
         let identity = match rule.auth {
             AuthMethod::None => None,
             method => match self.authenticate(method, &request.headers) {
                 Ok(identity) => Some(identity),
-                Err(refusal) => return Err(refuse(passed, "unauthenticated", refusal)),
+                Err(refusal) => return Err(refuse(passed, "unauthenticated", *refusal)),
             },
         };
         let have = identity.as_ref().map(|i| i.scopes.as_slice()).unwrap_or_default();
@@ -227,7 +220,7 @@ impl Policies {
     }
 
     /// The identity a request proves with the credentials `method` accepts, or the 401.
-    fn authenticate(&self, method: AuthMethod, headers: &HeaderMap) -> Result<Identity, Response> {
+    fn authenticate(&self, method: AuthMethod, headers: &HeaderMap) -> Result<Identity, Box<Response>> {
         let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
         let bearer = headers
             .get(header::AUTHORIZATION)
@@ -274,7 +267,7 @@ fn client(per: Per, identity: Option<&Identity>, peer: IpAddr) -> String {
 
 /// 401 with RFC 6750's `WWW-Authenticate`: bare when nothing was presented, `invalid_token`
 /// with the reason otherwise.
-fn unauthenticated(why: Option<&str>) -> Response {
+fn unauthenticated(why: Option<&str>) -> Box<Response> {
     let message = why.unwrap_or("this route needs credentials: a bearer token, or an API key in X-API-Key");
     let mut response = responses::error(StatusCode::UNAUTHORIZED, "unauthenticated", message);
     let challenge = match why {
@@ -286,7 +279,7 @@ fn unauthenticated(why: Option<&str>) -> Response {
     if let Ok(value) = HeaderValue::from_str(&challenge) {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
     }
-    response
+    Box::new(response)
 }
 
 fn insufficient_scope(missing: &str, needed: &[String]) -> Response {

@@ -15,7 +15,7 @@ use crate::capabilities::messaging::TopicPattern;
 use crate::capabilities::outbound::Origin;
 use crate::component::{self, FileStamp, LoadedComponent, Parts};
 use crate::config::StorageBackend;
-use crate::discovery::{Description, MESSAGE_HANDLER, ROUTES_INTERFACE, SUBSCRIPTIONS_INTERFACE};
+use crate::discovery::{Description, MESSAGE_HANDLER, OPENAPI_INTERFACE, ROUTES_INTERFACE, SUBSCRIPTIONS_INTERFACE};
 use crate::http::router::{Pattern, Route};
 use crate::linking::Link;
 use crate::runtime::{CallContext, HostState};
@@ -79,6 +79,7 @@ pub(super) async fn prepare(
     loaded.invoke(load_call(), async |_| Ok(())).await.map_err(anyhow::Error::from)?;
     loaded.routes = routes_of(shared, &loaded).await?;
     loaded.subscriptions = subscriptions_of(shared, &loaded).await?;
+    loaded.openapi = openapi_of(&loaded).await;
     Ok(loaded)
 }
 
@@ -170,6 +171,37 @@ async fn call_load_export(loaded: &LoadedComponent, interface: &str, function: &
         .with_context(|| format!("its {interface} export failed"))?;
     let [result] = results;
     Ok(result)
+}
+
+/// The largest OpenAPI document read from a component: far above a real service's (the
+/// shop's are a few KiB), and bounded because every `/openapi.json` merges them all.
+const MAX_OPENAPI_BYTES: usize = 4 * 1024 * 1024;
+
+/// A component's OpenAPI document, if it exports one. One that fails or cannot be read costs
+/// the component only its place in `/openapi.json`: the reason is logged, and it is served.
+async fn openapi_of(loaded: &LoadedComponent) -> Option<Arc<serde_json::Value>> {
+    loaded.description.export_named(OPENAPI_INTERFACE)?;
+    let read = async {
+        let text = match call_load_export(loaded, OPENAPI_INTERFACE, "document").await? {
+            Val::String(text) => text,
+            other => bail!("document returned {other:?}, expected a string"),
+        };
+        if text.len() > MAX_OPENAPI_BYTES {
+            bail!("its OpenAPI document has {} bytes, more than the {MAX_OPENAPI_BYTES} read", text.len());
+        }
+        let document: serde_json::Value = serde_json::from_str(&text).context("its OpenAPI document is not JSON")?;
+        if !document.get("paths").is_some_and(serde_json::Value::is_object) {
+            bail!("its OpenAPI document has no `paths` object");
+        }
+        Ok(document)
+    };
+    match read.await {
+        Ok(document) => Some(Arc::new(document)),
+        Err(e) => {
+            tracing::warn!(component = &*loaded.name, error = format!("{e:#}"), "its API is left out of /openapi.json");
+            None
+        }
+    }
 }
 
 /// Calls a component's `trellis:http/routes.routes` and reads the (method, pattern) pairs.
