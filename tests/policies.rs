@@ -225,6 +225,11 @@ fn api_keys_are_accepted_by_hash_and_a_burst_over_the_limit_waits_its_turn() {
     assert_eq!(again.status, 200, "after Retry-After: {}", again.body);
     let metrics = host.get("/metrics").body;
     assert!(metrics.contains("trellis_http_refused_total{policy=\"batch\",reason=\"rate_limited\"} 1"), "{metrics}");
+
+    // Guessing keys draws from the address's bucket: guesses run out like any requests.
+    let guesses: Vec<u16> =
+        (0..6).map(|i| get(&host, "/consumer/whoami/batch", &[("x-api-key", &format!("guess-{i}"))]).status).collect();
+    assert!(guesses.starts_with(&[401]) && guesses.ends_with(&[429, 429]), "{guesses:?}");
 }
 
 #[test]

@@ -39,6 +39,7 @@ pub(crate) const SCOPES_HEADER: &str = "x-trellis-scopes";
 pub(crate) const AUTH_HEADER: &str = "x-trellis-auth";
 
 /// Who a request comes from, as its token or key says.
+#[derive(Debug)]
 pub(crate) struct Identity {
     pub(crate) subject: Option<String>,
     pub(crate) scopes: Vec<String>,
@@ -188,7 +189,14 @@ impl Policies {
             AuthMethod::None => None,
             method => match self.authenticate(method, &request.headers) {
                 Ok(identity) => Some(identity),
-                Err(refusal) => return Err(refuse(passed, "unauthenticated", *refusal)),
+                // Guessing credentials draws from the address's bucket: a client trying
+                // keys or tokens one after another is slowed like any other.
+                Err(refusal) => match rule.limiter.as_ref().map(|l| l.check(&client(Per::Ip, None, peer))) {
+                    Some(Verdict::Refuse { headers, wait }) => {
+                        return Err(refuse(passed, "rate_limited", too_many(headers, wait)));
+                    }
+                    _ => return Err(refuse(passed, "unauthenticated", *refusal)),
+                },
             },
         };
         let have = identity.as_ref().map(|i| i.scopes.as_slice()).unwrap_or_default();
@@ -199,10 +207,7 @@ impl Policies {
             match limiter.check(&client(limiter.per, identity.as_ref(), peer)) {
                 Verdict::Pass(headers) => passed.headers.extend(headers),
                 Verdict::Refuse { headers, wait } => {
-                    let message = format!("too many requests; try again in {} ms", wait.as_millis().max(1));
-                    let mut response = responses::error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
-                    response.headers_mut().extend(headers);
-                    return Err(refuse(passed, "rate_limited", response));
+                    return Err(refuse(passed, "rate_limited", too_many(headers, wait)));
                 }
             }
         }
@@ -263,6 +268,14 @@ fn client(per: Per, identity: Option<&Identity>, peer: IpAddr) -> String {
         Per::Subject => named(None).map(|n| format!("sub:{n}")),
     };
     name.unwrap_or_else(|| format!("ip:{peer}"))
+}
+
+/// 429 with the bucket's headers (`Retry-After` among them).
+fn too_many(headers: HeaderMap, wait: std::time::Duration) -> Response {
+    let message = format!("too many requests; try again in {} ms", wait.as_millis().max(1));
+    let mut response = responses::error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+    response.headers_mut().extend(headers);
+    response
 }
 
 /// 401 with RFC 6750's `WWW-Authenticate`: bare when nothing was presented, `invalid_token`
