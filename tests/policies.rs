@@ -154,6 +154,16 @@ fn tokens_decide_who_reaches_a_route_and_the_component_sees_the_subject_the_host
     assert_eq!(me.status, 200, "{}", me.body);
     assert_eq!(me.json(), json!({"subject": "user-42", "scopes": "shop profile", "auth": "jwt"}));
 
+    let accented = hs256(json!({"sub": "josé"}));
+    let me = get(&host, "/consumer/whoami", &[("authorization", &bearer(&accented))]);
+    assert_eq!(
+        (me.status, me.json()["subject"].clone()),
+        (200, json!("josé")),
+        "a subject reaches the component as sent"
+    );
+    let forged_line = hs256(json!({"sub": "ada\r\nx-trellis-auth: api-key"}));
+    assert_eq!(get(&host, "/consumer/whoami", &[("authorization", &bearer(&forged_line))]).status, 401);
+
     let mut es = Header::new(Algorithm::ES256);
     es.kid = Some("whatever".into());
     let es = token(es, &ec, json!({"sub": "ec-user", "scope": null, "scp": ["shop"]}));
@@ -170,7 +180,7 @@ fn tokens_decide_who_reaches_a_route_and_the_component_sees_the_subject_the_host
 
     let metrics = host.get("/metrics").body;
     let line = |reason: &str| format!("trellis_http_refused_total{{policy=\"profile\",reason=\"{reason}\"}}");
-    assert!(metrics.contains(&format!("{} 6", line("unauthenticated"))), "{metrics}");
+    assert!(metrics.contains(&format!("{} 7", line("unauthenticated"))), "{metrics}");
     assert!(metrics.contains(&format!("{} 1", line("forbidden"))), "{metrics}");
 }
 

@@ -212,14 +212,16 @@ impl Policies {
             }
         }
         if let Some(identity) = identity {
+            let Some(values) = identity_values(&identity) else {
+                let why = "the credentials name a subject or scope with control characters";
+                return Err(refuse(passed, "unauthenticated", *unauthenticated(Some(why))));
+            };
             let headers = &mut request.headers;
-            if let Some(subject) = identity.subject.and_then(|s| HeaderValue::from_str(&s).ok()) {
-                headers.insert(SUBJECT_HEADER, subject);
+            for (name, value) in [SUBJECT_HEADER, SCOPES_HEADER, AUTH_HEADER].into_iter().zip(values) {
+                if let Some(value) = value {
+                    headers.insert(name, value);
+                }
             }
-            if let Ok(scopes) = HeaderValue::from_str(&identity.scopes.join(" ")) {
-                headers.insert(SCOPES_HEADER, scopes);
-            }
-            headers.insert(AUTH_HEADER, HeaderValue::from_static(identity.method));
         }
         Ok(passed)
     }
@@ -255,6 +257,17 @@ pub(crate) fn strip_identity(headers: &mut HeaderMap) {
     for name in [SUBJECT_HEADER, SCOPES_HEADER, AUTH_HEADER] {
         headers.remove(name);
     }
+}
+
+/// The identity as header values, subject, scopes and method (UTF-8 as it is: components read
+/// the bytes), or None when one holds a control character no header can carry.
+fn identity_values(identity: &Identity) -> Option<[Option<HeaderValue>; 3]> {
+    let subject = match &identity.subject {
+        Some(subject) => Some(HeaderValue::from_bytes(subject.as_bytes()).ok()?),
+        None => None,
+    };
+    let scopes = HeaderValue::from_bytes(identity.scopes.join(" ").as_bytes()).ok()?;
+    Some([subject, Some(scopes), Some(HeaderValue::from_static(identity.method))])
 }
 
 /// Whose bucket a request takes from: the identity the policy limits by, else its address.
