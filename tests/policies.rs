@@ -234,7 +234,7 @@ fn api_keys_are_accepted_by_hash_and_a_burst_over_the_limit_waits_its_turn() {
     let again = get(&host, "/consumer/whoami/batch", &[("x-api-key", API_KEY)]);
     assert_eq!(again.status, 200, "after Retry-After: {}", again.body);
     let metrics = host.get("/metrics").body;
-    assert!(metrics.contains("trellis_http_refused_total{policy=\"batch\",reason=\"rate_limited\"} 1"), "{metrics}");
+    assert!(metrics.contains("trellis_http_refused_total{policy=\"batch\",reason=\"rate-limited\"} 1"), "{metrics}");
 
     // Guessing keys draws from the address's bucket: guesses run out like any requests.
     let guesses: Vec<u16> =

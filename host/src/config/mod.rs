@@ -328,6 +328,39 @@ mod tests {
     }
 
     #[test]
+    fn the_edge_policy_of_the_issue_reads_as_written() {
+        let config: Config = toml::from_str(
+            r#"
+            [auth.jwt]
+            issuer = "https://id.example.com"
+            audience = "shop"
+            algorithms = ["HS256", "RS256", "ES256"]
+            hs256_secret_env = "TRELLIS_JWT_SECRET"
+            public_keys = "keys/jwks.json"
+            leeway_seconds = 30
+
+            [[auth.api_keys]]
+            name = "billing-batch"
+            sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+            [[policies]]
+            routes = ["/api/v1/orders", "/api/v1/orders/{*rest}"]
+            auth = "jwt"
+            scopes = ["shop"]
+            rate_limit = { per = "subject", requests = 100, per_seconds = 1, burst = 20 }
+            cors = { origins = ["https://shop.example.com"], methods = ["GET", "POST"], headers = ["authorization"] }
+            "#,
+        )
+        .unwrap();
+        let policy = &config.policies[0];
+        assert_eq!((policy.auth, policy.scopes.as_slice()), (AuthMethod::Jwt, &["shop".to_string()][..]));
+        let limit = policy.rate_limit.as_ref().unwrap();
+        assert_eq!((limit.per, limit.requests, limit.per_seconds, limit.burst), (Per::Subject, 100, 1, Some(20)));
+        assert_eq!(config.auth.jwt.unwrap().leeway_seconds, 30);
+        assert_eq!(config.auth.api_keys[0].name, "billing-batch");
+    }
+
+    #[test]
     fn an_unknown_field_is_an_error_naming_it() {
         let err = toml::from_str::<Config>("[limits]\nmemory_mb = 1\n").unwrap_err().to_string();
         assert!(err.contains("memory_mb"), "{err}");

@@ -115,7 +115,7 @@ pub(crate) struct ForwardLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RefusalLabels {
     pub policy: String,
-    /// `unauthenticated`, `forbidden`, `rate_limited` or `cors`.
+    /// `unauthenticated`, `forbidden`, `rate-limited` or `cors`.
     pub reason: String,
 }
 

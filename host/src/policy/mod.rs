@@ -193,7 +193,7 @@ impl Policies {
                 // keys or tokens one after another is slowed like any other.
                 Err(refusal) => match rule.limiter.as_ref().map(|l| l.check(&client(Per::Ip, None, peer))) {
                     Some(Verdict::Refuse { headers, wait }) => {
-                        return Err(refuse(passed, "rate_limited", too_many(headers, wait)));
+                        return Err(refuse(passed, "rate-limited", too_many(headers, wait)));
                     }
                     _ => return Err(refuse(passed, "unauthenticated", *refusal)),
                 },
@@ -207,7 +207,7 @@ impl Policies {
             match limiter.check(&client(limiter.per, identity.as_ref(), peer)) {
                 Verdict::Pass(headers) => passed.headers.extend(headers),
                 Verdict::Refuse { headers, wait } => {
-                    return Err(refuse(passed, "rate_limited", too_many(headers, wait)));
+                    return Err(refuse(passed, "rate-limited", too_many(headers, wait)));
                 }
             }
         }
