@@ -3,8 +3,9 @@
 //! streamed back.
 //!
 //! Straight over HTTP rather than over NATS: the request stays an HTTP request end to end
-//! (streamed, with no message size limit and no re-encoding), the receiving host applies its
-//! usual edge (limits, access log, metrics), and NATS carries only what needs it. The body is
+//! (no message size limit, no re-encoding; the answer's body streams back as it comes), the
+//! receiving host applies its usual edge (limits, policies, access log, metrics), and NATS
+//! carries only what needs it. The request's body is
 //! read here first within this host's `max_body_bytes` and body timeout, so that a replica
 //! that cannot be reached is skipped for the next one without losing it. The request carries
 //! the header [`FORWARDED_BY`]: a host never forwards such a request again, and the
