@@ -6,17 +6,17 @@ use schemars::JsonSchema;
 use serde_json::json;
 use service_kit::openapi::{Document, body, error, id, json_response, page_of, paging};
 
-use crate::users::User;
+use crate::users::{MAX_EMAIL_BYTES, MAX_NAME_CHARS, User};
 
 /// A new user.
 #[derive(JsonSchema)]
 #[allow(dead_code)]
 struct NewUser {
     /// Not blank; at most 200 characters.
-    #[schemars(length(min = 1, max = 200))]
+    #[schemars(length(min = 1, max = MAX_NAME_CHARS))]
     name: String,
     /// An email address, unique regardless of case; at most 254 bytes.
-    #[schemars(email, length(min = 3, max = 254))]
+    #[schemars(email, length(min = 3, max = MAX_EMAIL_BYTES))]
     email: String,
     /// The user's age, if they give it.
     age: Option<u32>,
@@ -28,10 +28,10 @@ struct NewUser {
 #[allow(dead_code)]
 struct UserChanges {
     #[serde(default)]
-    #[schemars(with = "String", length(min = 1, max = 200))]
+    #[schemars(with = "String", length(min = 1, max = MAX_NAME_CHARS))]
     name: Option<String>,
     #[serde(default)]
-    #[schemars(with = "String", email, length(min = 3, max = 254))]
+    #[schemars(with = "String", email, length(min = 3, max = MAX_EMAIL_BYTES))]
     email: Option<String>,
     #[serde(default)]
     age: Option<u32>,

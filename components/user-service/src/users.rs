@@ -55,9 +55,9 @@ pub fn valid_email(email: &str) -> bool {
 }
 
 /// Longest name accepted, in characters.
-const MAX_NAME_CHARS: usize = 200;
+pub(crate) const MAX_NAME_CHARS: usize = 200;
 /// Longest email accepted: the longest address SMTP can carry (RFC 5321).
-const MAX_EMAIL_BYTES: usize = 254;
+pub(crate) const MAX_EMAIL_BYTES: usize = 254;
 
 /// The fields a create or update may carry; which are required is up to the caller.
 struct Fields {

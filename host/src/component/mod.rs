@@ -62,7 +62,7 @@ pub struct LoadedComponent {
     /// The topics it receives messages on (empty unless it exports `incoming-handler`).
     pub subscriptions: Vec<TopicPattern>,
     /// Its OpenAPI document (from its `trellis:http/openapi` export), if it has one.
-    pub openapi: Option<Arc<serde_json::Value>>,
+    pub openapi: Option<serde_json::Value>,
     /// Its limits: the global ones with its own overrides from the config file.
     pub limits: Limits,
     exports: ExportIndex,

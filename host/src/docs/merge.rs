@@ -106,21 +106,10 @@ impl Merged {
     /// Lists the routes of a component that publishes no document, with nothing described.
     fn add_routes(&mut self, component: &str, routes: &[Route]) {
         for route in routes {
-            let mut parameters = Vec::new();
-            let segments: Vec<String> = route
-                .pattern
-                .as_str()
-                .split('/')
-                .map(|segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                    Some(name) => {
-                        let name = name.trim_start_matches('*');
-                        parameters.push(
-                            json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }),
-                        );
-                        format!("{{{name}}}")
-                    }
-                    None => segment.to_string(),
-                })
+            let (path, params) = route.pattern.template();
+            let parameters: Vec<Value> = params
+                .iter()
+                .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
                 .collect();
             let methods: Vec<String> = match &route.method {
                 Some(method) => vec![method.as_str().to_ascii_lowercase()],
@@ -135,7 +124,7 @@ impl Merged {
                 "responses": { "default": { "description": "The component's answer" } },
                 "x-trellis-component": component,
             });
-            let item = self.paths.entry(segments.join("/")).or_default();
+            let item = self.paths.entry(path).or_default();
             for method in methods {
                 item.entry(method).or_insert_with(|| operation.clone());
             }

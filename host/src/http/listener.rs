@@ -199,17 +199,17 @@ async fn public(
 ) -> (Response, Served) {
     let (mut parts, body) = request.into_parts();
     policy::strip_identity(&mut parts.headers);
-    let path = parts.uri.path().to_string();
-    if let Some(response) = services.endpoints.public(&parts.method, &path) {
-        return (response, Served::host(&path));
+    let path = parts.uri.path();
+    if let Some(response) = services.endpoints.public(&parts.method, path) {
+        return (response, Served::host(path));
     }
     let snapshot = services.registry.snapshot();
-    if let Some(response) = docs::answer(&parts.method, &path, &snapshot, &services.policies) {
-        return (response, Served::host(&path));
+    if let Some(response) = docs::answer(&parts.method, path, &snapshot, &services.policies) {
+        return (response, Served::host(path));
     }
     if let Some(asked) = policy::preflight_method(&parts)
         && let Ok(target) = target(services, &snapshot, &parts, &asked)
-        && let Some(rule) = services.policies.find(&path, target.component())
+        && let Some(rule) = services.policies.find(path, target.component())
         && let Some(response) = services.policies.preflight(rule, &parts, &asked)
     {
         return (response, target.served());
@@ -219,7 +219,7 @@ async fn public(
         Err(response) => return (*response, Served::host("-")),
     };
     let served = target.served();
-    let passed = match services.policies.find(&path, target.component()) {
+    let passed = match services.policies.find(path, target.component()) {
         None => Passed::default(),
         Some(rule) => match services.policies.admit(rule, &mut parts, peer) {
             Ok(passed) => passed,
@@ -230,10 +230,8 @@ async fn public(
     let body_timeout = services.limits.body_read_timeout;
     let mut response = match target {
         Target::Local(component, _) => dispatch::serve(component, request, correlation_id, body_timeout).await,
-        Target::Remote(component, _) => {
-            let (Some(forwarder), limits) = (&services.forwarder, &services.registry.config().limits) else {
-                return (responses::not_found(&path), Served::host("-"));
-            };
+        Target::Remote(forwarder, component, _) => {
+            let limits = &services.registry.config().limits;
             forwarder.forward(component, request, &correlation_id, limits, body_timeout).await
         }
     };
@@ -245,26 +243,26 @@ async fn public(
 /// was forwarded here already, one on another host.
 enum Target<'a> {
     Local(Arc<LoadedComponent>, &'a str),
-    Remote(&'a RemoteComponent, &'a str),
+    Remote(&'a Forwarder, &'a RemoteComponent, &'a str),
 }
 
 impl Target<'_> {
     fn component(&self) -> &str {
         match self {
             Target::Local(component, _) => &component.name,
-            Target::Remote(component, _) => &component.name,
+            Target::Remote(_, component, _) => &component.name,
         }
     }
 
     fn served(&self) -> Served {
-        let (Target::Local(_, route) | Target::Remote(_, route)) = self;
+        let (Target::Local(_, route) | Target::Remote(_, _, route)) = self;
         Served { component: self.component().to_string(), route: route.to_string() }
     }
 }
 
 /// Where a request for `method` on the request's path goes, or the 404 / 405 answer.
 fn target<'a>(
-    services: &Services,
+    services: &'a Services,
     snapshot: &'a Snapshot,
     request: &http::request::Parts,
     method: &Method,
@@ -281,12 +279,12 @@ fn target<'a>(
         }
         Lookup::NotFound => {}
     }
-    if services.forwarder.is_none() || request.headers.contains_key(FORWARDED_BY) {
+    let (Some(forwarder), false) = (&services.forwarder, request.headers.contains_key(FORWARDED_BY)) else {
         return Err(Box::new(responses::not_found(path)));
-    }
+    };
     match snapshot.remote.router.lookup(method, path) {
         Lookup::Found { component, pattern, .. } => match snapshot.remote.components.get(component) {
-            Some(found) => Ok(Target::Remote(found, pattern)),
+            Some(found) => Ok(Target::Remote(forwarder, found, pattern)),
             None => Err(Box::new(responses::not_found(path))),
         },
         Lookup::MethodNotAllowed { allowed } => Err(Box::new(responses::method_not_allowed(method, path, &allowed))),

@@ -62,6 +62,27 @@ impl Pattern {
         &self.text
     }
 
+    /// The pattern as an OpenAPI path template (`{*rest}` written `{rest}`), and the names of
+    /// its parameters in order.
+    pub fn template(&self) -> (String, Vec<&str>) {
+        let mut path = String::new();
+        let mut params = Vec::new();
+        for segment in &self.segments {
+            path.push('/');
+            match segment {
+                Segment::Literal(lit) => path.push_str(lit),
+                Segment::Param(name) | Segment::Rest(name) => {
+                    path.push_str(&format!("{{{name}}}"));
+                    params.push(name.as_str());
+                }
+            }
+        }
+        if path.is_empty() {
+            path.push('/');
+        }
+        (path, params)
+    }
+
     /// Matches a request path, returning the captured params.
     fn matches(&self, path: &[&str]) -> Option<Vec<(String, String)>> {
         let mut params = Vec::new();
@@ -314,6 +335,14 @@ mod tests {
         r.remove("a");
         assert_eq!(found(&r, Method::GET, "/a/x"), None);
         assert_eq!(found(&r, Method::GET, "/b/x"), Some("b"));
+    }
+
+    #[test]
+    fn a_pattern_reads_as_an_openapi_path_template() {
+        let pattern = Pattern::parse("/api/{id}/files/{*rest}").unwrap();
+        let (path, params) = pattern.template();
+        assert_eq!((path.as_str(), params), ("/api/{id}/files/{rest}", vec!["id", "rest"]));
+        assert_eq!(Pattern::parse("/").unwrap().template().0, "/");
     }
 
     #[test]

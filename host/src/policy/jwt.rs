@@ -24,11 +24,10 @@ use crate::config::Jwt;
 /// they come back). A few MiB at most.
 const REMEMBERED_TOKENS: usize = 10_000;
 
-/// What a token that passed said, and when it stops being valid.
+/// Who a token that passed names, and when it stops being valid.
 #[derive(Clone)]
 struct Verified {
-    subject: Option<String>,
-    scopes: Vec<String>,
+    identity: Identity,
     expires: u64,
     not_before: Option<u64>,
 }
@@ -40,11 +39,10 @@ struct PublicKey {
 }
 
 pub(super) struct Verifier {
-    allowed: Vec<Algorithm>,
+    /// The accepted algorithms, each with what a token signed with it must satisfy.
+    validations: Vec<(Algorithm, Validation)>,
     secret: Option<DecodingKey>,
     keys: Vec<PublicKey>,
-    issuer: Option<String>,
-    audience: Option<String>,
     leeway: u64,
     remembered: quick_cache::sync::Cache<String, Verified>,
 }
@@ -90,12 +88,11 @@ impl Verifier {
         if public && keys.is_empty() {
             bail!("[auth.jwt] accepts public-key algorithms but public_keys names no key file");
         }
+        let validations = allowed.into_iter().map(|alg| (alg, validation(alg, config))).collect();
         Ok(Self {
-            allowed,
+            validations,
             secret,
             keys,
-            issuer: config.issuer.clone(),
-            audience: config.audience.clone(),
             leeway: config.leeway_seconds,
             remembered: quick_cache::sync::Cache::new(REMEMBERED_TOKENS),
         })
@@ -107,11 +104,11 @@ impl Verifier {
         if let Some(known) = self.remembered.get(token) {
             let started = known.not_before.is_none_or(|nbf| nbf <= now.saturating_add(self.leeway));
             if started && now <= known.expires.saturating_add(self.leeway) {
-                return Ok(Identity { subject: known.subject, scopes: known.scopes, method: "jwt" });
+                return Ok(known.identity);
             }
         }
         let verified = self.check(token)?;
-        let identity = Identity { subject: verified.subject.clone(), scopes: verified.scopes.clone(), method: "jwt" };
+        let identity = verified.identity.clone();
         self.remembered.insert(token.to_string(), verified);
         Ok(identity)
     }
@@ -119,25 +116,9 @@ impl Verifier {
     /// Checks a token in full: its signature, claims and times.
     fn check(&self, token: &str) -> Result<Verified, String> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| "the token is malformed".to_string())?;
-        if !self.allowed.contains(&header.alg) {
+        let Some((_, validation)) = self.validations.iter().find(|(alg, _)| *alg == header.alg) else {
             return Err(format!("tokens signed with {:?} are not accepted", header.alg));
-        }
-        let mut validation = Validation::new(header.alg);
-        validation.leeway = self.leeway;
-        validation.validate_nbf = true;
-        let mut required = vec!["exp"];
-        if let Some(issuer) = &self.issuer {
-            validation.set_issuer(&[issuer]);
-            required.push("iss");
-        }
-        match &self.audience {
-            Some(audience) => {
-                validation.set_audience(&[audience]);
-                required.push("aud");
-            }
-            None => validation.validate_aud = false,
-        }
-        validation.set_required_spec_claims(&required);
+        };
         let candidates: Vec<&DecodingKey> = match header.alg.family() {
             AlgorithmFamily::Hmac => self.secret.iter().collect(),
             family => self
@@ -153,13 +134,35 @@ impl Verifier {
         }
         let mut why = String::new();
         for key in candidates {
-            match jsonwebtoken::decode::<Claims>(token, key, &validation) {
+            match jsonwebtoken::decode::<Claims>(token, key, validation) {
                 Ok(data) => return verified(data.claims),
                 Err(e) => why = explain(e.kind()),
             }
         }
         Err(why)
     }
+}
+
+/// What a token signed with `alg` must satisfy: `exp`, `nbf` with the leeway, and the issuer
+/// and audience when the config names them.
+fn validation(alg: Algorithm, config: &Jwt) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.leeway = config.leeway_seconds;
+    validation.validate_nbf = true;
+    let mut required = vec!["exp"];
+    if let Some(issuer) = &config.issuer {
+        validation.set_issuer(&[issuer]);
+        required.push("iss");
+    }
+    match &config.audience {
+        Some(audience) => {
+            validation.set_audience(&[audience]);
+            required.push("aud");
+        }
+        None => validation.validate_aud = false,
+    }
+    validation.set_required_spec_claims(&required);
+    validation
 }
 
 /// What a valid token says. `exp` is required (and checked) by then; a token whose times
@@ -180,7 +183,7 @@ fn verified(claims: Claims) -> Result<Verified, String> {
         Some(Value::Array(list)) => scopes.extend(list.iter().filter_map(Value::as_str).map(String::from)),
         _ => {}
     }
-    Ok(Verified { subject: claims.sub, scopes, expires, not_before })
+    Ok(Verified { identity: Identity { subject: claims.sub, scopes, method: "jwt" }, expires, not_before })
 }
 
 fn explain(kind: &ErrorKind) -> String {
@@ -240,12 +243,11 @@ mod tests {
     use super::*;
 
     fn verifier() -> Verifier {
+        let config = Jwt { leeway_seconds: 0, ..Jwt::default() };
         Verifier {
-            allowed: vec![Algorithm::HS256],
+            validations: vec![(Algorithm::HS256, validation(Algorithm::HS256, &config))],
             secret: Some(DecodingKey::from_secret(b"secret").unwrap()),
             keys: Vec::new(),
-            issuer: None,
-            audience: None,
             leeway: 0,
             remembered: quick_cache::sync::Cache::new(16),
         }

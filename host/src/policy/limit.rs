@@ -65,13 +65,13 @@ impl Limiter {
         })
     }
 
-    /// Takes a token from `client`'s bucket.
-    pub(super) fn check(&self, client: &str) -> Verdict {
+    /// Takes a token from `client`'s bucket. A client key is made only of the host's own
+    /// strings: an address, a key's name or a token's subject.
+    pub(super) fn check(&self, client: String) -> Verdict {
         self.reclaim();
         let mut headers = HeaderMap::new();
         headers.insert("ratelimit-policy", self.policy_header.clone());
-        // A client key is made only of the host's own strings: an IP, a key's or token's name.
-        let verdict = match self.buckets.check_key(&client.to_string()) {
+        let verdict = match self.buckets.check_key(&client) {
             Ok(state) => {
                 let remaining = state.remaining_burst_capacity();
                 let full_in = self.period * self.burst.saturating_sub(remaining);
@@ -130,14 +130,14 @@ mod tests {
     fn a_burst_passes_then_the_next_is_refused_with_how_long_to_wait() {
         let limiter = limiter(1, 2, Some(3));
         for left in [2, 1, 0] {
-            let Verdict::Pass(headers) = limiter.check("10.0.0.1") else { panic!("within the burst") };
+            let Verdict::Pass(headers) = limiter.check("10.0.0.1".into()) else { panic!("within the burst") };
             assert_eq!(headers["ratelimit-policy"], "\"orders\";q=1;w=2");
             assert!(headers["ratelimit"].to_str().unwrap().starts_with(&format!("\"orders\";r={left};")));
         }
-        let Verdict::Refuse { headers, wait } = limiter.check("10.0.0.1") else { panic!("over the burst") };
+        let Verdict::Refuse { headers, wait } = limiter.check("10.0.0.1".into()) else { panic!("over the burst") };
         assert!(wait > Duration::from_millis(1500) && wait <= Duration::from_secs(2), "{wait:?}");
         assert_eq!(headers[http::header::RETRY_AFTER], "2");
-        assert!(matches!(limiter.check("10.0.0.2"), Verdict::Pass(_)), "each client has its own bucket");
+        assert!(matches!(limiter.check("10.0.0.2".into()), Verdict::Pass(_)), "each client has its own bucket");
     }
 
     #[test]
@@ -150,12 +150,12 @@ mod tests {
     fn buckets_of_quiet_clients_are_reclaimed() {
         let limiter = limiter(1000, 1, Some(1));
         for i in 0..100 {
-            limiter.check(&format!("client-{i}"));
+            limiter.check(format!("client-{i}"));
         }
         assert_eq!(limiter.buckets(), 100);
         std::thread::sleep(Duration::from_millis(5));
         *limiter.reclaimed.lock().unwrap() -= RECLAIM_EVERY;
-        limiter.check("client-new");
+        limiter.check("client-new".into());
         assert!(limiter.buckets() <= 1, "refilled buckets are dropped: {}", limiter.buckets());
     }
 }

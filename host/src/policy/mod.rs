@@ -39,7 +39,7 @@ pub(crate) const SCOPES_HEADER: &str = "x-trellis-scopes";
 pub(crate) const AUTH_HEADER: &str = "x-trellis-auth";
 
 /// Who a request comes from, as its token or key says.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Identity {
     pub(crate) subject: Option<String>,
     pub(crate) scopes: Vec<String>,
@@ -180,9 +180,7 @@ impl Policies {
         }
         let refuse = |passed: Passed, reason: &str, mut response: Response| {
             METRICS.record_refusal(&rule.name, reason);
-            passed.headers.iter().for_each(|(k, v)| {
-                response.headers_mut().append(k, v.clone());
-            });
+            passed.apply(&mut response);
             Box::new(response)
         };
         let identity = match rule.auth {
@@ -191,7 +189,7 @@ impl Policies {
                 Ok(identity) => Some(identity),
                 // Guessing credentials draws from the address's bucket: a client trying
                 // keys or tokens one after another is slowed like any other.
-                Err(refusal) => match rule.limiter.as_ref().map(|l| l.check(&client(Per::Ip, None, peer))) {
+                Err(refusal) => match rule.limiter.as_ref().map(|l| l.check(client(Per::Ip, None, peer))) {
                     Some(Verdict::Refuse { headers, wait }) => {
                         return Err(refuse(passed, "rate-limited", too_many(headers, wait)));
                     }
@@ -204,7 +202,7 @@ impl Policies {
             return Err(refuse(passed, "forbidden", insufficient_scope(missing, &rule.scopes)));
         }
         if let Some(limiter) = &rule.limiter {
-            match limiter.check(&client(limiter.per, identity.as_ref(), peer)) {
+            match limiter.check(client(limiter.per, identity.as_ref(), peer)) {
                 Verdict::Pass(headers) => passed.headers.extend(headers),
                 Verdict::Refuse { headers, wait } => {
                     return Err(refuse(passed, "rate-limited", too_many(headers, wait)));

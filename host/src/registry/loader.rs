@@ -179,7 +179,7 @@ const MAX_OPENAPI_BYTES: usize = 4 * 1024 * 1024;
 
 /// A component's OpenAPI document, if it exports one. One that fails or cannot be read costs
 /// the component only its place in `/openapi.json`: the reason is logged, and it is served.
-async fn openapi_of(loaded: &LoadedComponent) -> Option<Arc<serde_json::Value>> {
+async fn openapi_of(loaded: &LoadedComponent) -> Option<serde_json::Value> {
     loaded.description.export_named(OPENAPI_INTERFACE)?;
     let read = async {
         let text = match call_load_export(loaded, OPENAPI_INTERFACE, "document").await? {
@@ -196,7 +196,7 @@ async fn openapi_of(loaded: &LoadedComponent) -> Option<Arc<serde_json::Value>> 
         Ok(document)
     };
     match read.await {
-        Ok(document) => Some(Arc::new(document)),
+        Ok(document) => Some(document),
         Err(e) => {
             tracing::warn!(component = &*loaded.name, error = format!("{e:#}"), "its API is left out of /openapi.json");
             None
