@@ -193,6 +193,13 @@ impl Description {
         self.export_named(SUBSCRIPTIONS_INTERFACE).is_some()
     }
 
+    /// Whether it imports `function` of `interface` (its full name) as an `async func`.
+    pub fn awaits(&self, interface: &str, function: &str) -> bool {
+        let import = self.imports.iter().find(|i| i.full_name == interface);
+        let func = import.and_then(|i| i.functions.iter().find(|f| f.name == function));
+        func.and_then(|f| f.func.as_ref()).is_some_and(|f| f.async_())
+    }
+
     pub fn export_named(&self, base: &str) -> Option<&Interface> {
         self.exports.iter().find(|e| e.name.base == base)
     }

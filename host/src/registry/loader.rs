@@ -57,7 +57,7 @@ pub(super) async fn prepare(
         .map(|origin| Origin::parse(origin))
         .collect::<Result<Arc<[Origin]>, _>>()
         .map_err(|why| anyhow::anyhow!("its allowed_outbound_hosts: {why}"))?;
-    let linker = linker(engine, &links).map_err(anyhow::Error::from)?;
+    let linker = linker(engine, &description, &links).map_err(anyhow::Error::from)?;
     let pre = linker.instantiate_pre(&compiled.component).map_err(|e| anyhow::anyhow!("cannot link it: {e:#}"))?;
     let mut loaded = LoadedComponent::new(Parts {
         name: name.clone(),
@@ -94,9 +94,13 @@ fn storage_of(shared: &Shared) -> Backend {
     }
 }
 
-fn linker(engine: &wasmtime::Engine, links: &[Arc<Link>]) -> wasmtime::Result<Linker<HostState>> {
+fn linker(
+    engine: &wasmtime::Engine,
+    description: &Description,
+    links: &[Arc<Link>],
+) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
-    crate::runtime::add_to_linker(&mut linker)?;
+    crate::runtime::add_to_linker(&mut linker, description)?;
     for link in links {
         link.define(&mut linker)?;
     }

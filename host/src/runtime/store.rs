@@ -17,6 +17,7 @@ use crate::capabilities::logging::{self, GuestLog, LoggingView};
 use crate::capabilities::messaging::{self, Broker, MessagingView, Sender, resources::Message};
 use crate::capabilities::outbound::{Origin, Outbound};
 use crate::config::{Limits, mib};
+use crate::discovery::Description;
 
 /// The context of the unit of work a Store is serving, set anew for each request or call.
 #[derive(Debug, Clone)]
@@ -183,8 +184,8 @@ pub(crate) fn new_store(engine: &wasmtime::Engine, state: HostState) -> Store<Ho
 /// Everything the host provides to every component: WASI, `wasi:http`, and the host's own
 /// capabilities; WASI 0.3's too on the concurrent engine (a WASI 0.3 component's standard
 /// library still imports some of 0.2's). Imports from other components are the linking
-/// module's to add.
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+/// module's to add. `description` is the component's: how it types what it imports.
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, description: &Description) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     if linker.engine().get_concurrency_support() {
@@ -192,7 +193,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         wasmtime_wasi_http::p3::add_to_linker(linker)?;
     }
     keyvalue::add_to_linker(linker, HostState::keyvalue)?;
-    messaging::add_to_linker(linker, HostState::messaging)?;
+    messaging::add_to_linker(linker, HostState::messaging, &|interface, function| {
+        description.awaits(interface, function)
+    })?;
     logging::add_to_linker(linker, HostState::logging)
 }
 

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use wasmtime::component::Resource;
 
 use super::bindings::wasi::messaging::{producer, request_reply, types};
@@ -13,11 +14,7 @@ use super::{DEFAULT_CLIENT, Envelope, Error, MessagingView};
 
 impl types::HostClient for MessagingView<'_> {
     async fn connect(&mut self, name: String) -> wasmtime::Result<Result<Resource<Client>, Error>> {
-        if !self.broker.knows(&name) {
-            let why = format!("no messaging client named {name:?} on this host (it knows {DEFAULT_CLIENT:?})");
-            return Ok(Err(Error::Connection(why)));
-        }
-        Ok(Ok(self.table.push(Client)?))
+        self.connect_to(&name)
     }
 
     async fn disconnect(&mut self, _client: Resource<Client>) -> wasmtime::Result<Result<(), Error>> {
@@ -97,11 +94,7 @@ impl producer::Host for MessagingView<'_> {
         topic: String,
         message: Resource<Message>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let message = self.table.delete(message)?;
-        if let Err(why) = check_topic(&topic) {
-            return Ok(Err(Error::Other(why)));
-        }
-        Ok(self.broker.publish(self.sender.clone(), topic, message.envelope).await)
+        Ok(self.start_send(topic, message)?.await)
     }
 }
 
@@ -113,18 +106,69 @@ impl request_reply::Host for MessagingView<'_> {
         message: Resource<Message>,
         options: Option<Resource<RequestOptions>>,
     ) -> wasmtime::Result<Result<Vec<Resource<Message>>, Error>> {
+        let replies = self.start_request(topic.clone(), message, options)?.await;
+        self.hold_replies(topic, replies)
+    }
+
+    async fn reply(
+        &mut self,
+        reply_to: Resource<Message>,
+        message: Resource<Message>,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        self.send_reply(reply_to, message)
+    }
+}
+
+/// The work behind the functions that may wait, split where they wait: what reads or changes
+/// the resource table happens before (`start_*`) and after (`hold_replies`); the returned
+/// future holds no borrow of the Store, so a WASI 0.3 caller's Store runs on meanwhile.
+impl MessagingView<'_> {
+    pub(super) fn connect_to(&mut self, name: &str) -> wasmtime::Result<Result<Resource<Client>, Error>> {
+        if !self.broker.knows(name) {
+            let why = format!("no messaging client named {name:?} on this host (it knows {DEFAULT_CLIENT:?})");
+            return Ok(Err(Error::Connection(why)));
+        }
+        Ok(Ok(self.table.push(Client)?))
+    }
+
+    pub(super) fn start_send(
+        &mut self,
+        topic: String,
+        message: Resource<Message>,
+    ) -> wasmtime::Result<BoxFuture<'static, Result<(), Error>>> {
+        let message = self.table.delete(message)?;
+        if let Err(why) = check_topic(&topic) {
+            return Ok(Box::pin(std::future::ready(Err(Error::Other(why)))));
+        }
+        Ok(self.broker.publish(self.sender.clone(), topic, message.envelope))
+    }
+
+    pub(super) fn start_request(
+        &mut self,
+        topic: String,
+        message: Resource<Message>,
+        options: Option<Resource<RequestOptions>>,
+    ) -> wasmtime::Result<BoxFuture<'static, Result<Vec<Envelope>, Error>>> {
         let envelope = self.table.get(&message)?.envelope.clone();
         let options = match options {
             Some(options) => self.table.delete(options)?,
             None => RequestOptions::default(),
         };
         if let Err(why) = check_topic(&topic) {
-            return Ok(Err(Error::Other(why)));
+            return Ok(Box::pin(std::future::ready(Err(Error::Other(why)))));
         }
         // Without a timeout a request waits as long as the work it is part of may.
         let timeout = options.timeout.unwrap_or(self.time_left).min(self.time_left);
         let expected = options.expected_replies.unwrap_or(1).max(1);
-        let replies = self.broker.request(self.sender.clone(), topic.clone(), envelope, timeout, expected).await;
+        Ok(self.broker.request(self.sender.clone(), topic, envelope, timeout, expected))
+    }
+
+    /// Gives the caller the replies to its request on `topic`.
+    pub(super) fn hold_replies(
+        &mut self,
+        topic: String,
+        replies: Result<Vec<Envelope>, Error>,
+    ) -> wasmtime::Result<Result<Vec<Resource<Message>>, Error>> {
         let replies = match replies {
             Ok(replies) => replies,
             Err(e) => return Ok(Err(e)),
@@ -135,7 +179,7 @@ impl request_reply::Host for MessagingView<'_> {
         Ok(Ok(held.collect::<Result<Vec<_>, _>>()?))
     }
 
-    async fn reply(
+    pub(super) fn send_reply(
         &mut self,
         reply_to: Resource<Message>,
         message: Resource<Message>,

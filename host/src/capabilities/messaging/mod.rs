@@ -1,9 +1,12 @@
 //! `wasi:messaging@0.2.0-draft` for components: the WIT bindings (`bindings`), the resources
 //! a component holds (`resources`), and their implementation (`host`) on a view of the Store
-//! ([`MessagingView`]), and topics with the patterns that subscribe to them (`topics`). What happens to a message once sent (storing it, delivering it to
-//! subscribers, answering requests) is a [`Broker`]'s job: the events subsystem provides one.
-//! Sending and requesting wait without holding a thread, as every host call does.
+//! ([`MessagingView`]), the same functions as upstream's `async func`s for components that
+//! import them so (`awaited`), and topics with the patterns that subscribe to them (`topics`).
+//! What happens to a message once sent (storing it, delivering it to subscribers, answering
+//! requests) is a [`Broker`]'s job: the events subsystem provides one. Sending and requesting
+//! wait without holding a thread, as every host call does.
 
+mod awaited;
 mod host;
 pub(crate) mod resources;
 mod topics;
@@ -96,13 +99,19 @@ impl HasData for Messaging {
 }
 
 /// Registers `wasi:messaging`'s interfaces in a linker whose Store data gives a
-/// [`MessagingView`].
+/// [`MessagingView`]: as this host's WIT types them, except the functions for which
+/// `awaits(interface, function)` says the component imports upstream's `async func`.
 pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> MessagingView<'_>,
+    awaits: &dyn Fn(&str, &str) -> bool,
 ) -> wasmtime::Result<()> {
     use bindings::wasi::messaging::{producer, request_reply, types};
     types::add_to_linker::<T, Messaging>(linker, view)?;
     producer::add_to_linker::<T, Messaging>(linker, view)?;
-    request_reply::add_to_linker::<T, Messaging>(linker, view)
+    request_reply::add_to_linker::<T, Messaging>(linker, view)?;
+    if linker.engine().get_concurrency_support() {
+        awaited::add_to_linker(linker, view, awaits)?;
+    }
+    Ok(())
 }
