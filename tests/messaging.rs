@@ -379,3 +379,26 @@ fn a_wasi_0_3_component_speaks_upstreams_async_messaging_text() {
     assert_eq!((dead["subscriber"].as_str(), dead["deliveries"].as_u64()), (Some("p3-events"), Some(2)), "{dead}");
     assert!(dead["error"].as_str().unwrap().contains("told to fail on p3.broken"), "{dead}");
 }
+
+#[test]
+fn an_event_is_stored_with_its_change_so_a_request_cut_after_its_write_still_announces_it() {
+    let shop = [("testing/user-service-crash", "user-service"), ("notification-service", "notification-service")];
+    let mut host = host(&shop, "");
+    let ada = json!({ "name": "Ada", "email": "ada@example.com" });
+    let cut = host.send("POST", "/api/v1/users?crash=after-claim", Some(&ada));
+    assert_eq!(cut.status, 500, "the crash point stopped it after its write, before anything else: {}", cut.body);
+    // A write refused (the email is taken) sends nothing.
+    let taken = host.send("POST", "/api/v1/users", Some(&json!({ "name": "Ada two", "email": "ada@example.com" })));
+    assert_eq!(taken.status, 409, "{}", taken.body);
+    // Killed at once: the user and the event announcing it were stored together, or neither.
+    host.kill();
+    let dir = std::mem::replace(&mut host.dir, tempfile::tempdir().unwrap());
+    let host = Host::start_in(dir);
+    assert_eq!(host.get("/api/v1/users/1").json()["name"], "Ada", "the write was acknowledged to the component");
+    eventually(DELIVERY, "the user's creation to become a notification", || {
+        notifications(&host, 1).iter().any(|n| n["topic"] == "users.created")
+    });
+    let created = |n: &Value| n["topic"] == "users.created";
+    assert_eq!(notifications(&host, 1).iter().filter(|n| created(n)).count(), 1, "{:?}", notifications(&host, 1));
+    assert!(notifications(&host, 2).is_empty(), "the refused sign-up announced nothing");
+}

@@ -14,7 +14,7 @@
 use guest_http::{Answer, Request, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use service_kit::{Changes, Index, Paging, StorageError, Table, events, invalid, parse_id, read_count};
+use service_kit::{Changes, Index, Paging, StorageError, Table, invalid, parse_id, read_count};
 
 use crate::exports::shop::orders::api::{self, Item, Order, ProductId, Status};
 use crate::shop::users::api as users;
@@ -195,9 +195,9 @@ pub fn create(request: &Request) -> Answer {
     let mut changes = Changes::default();
     changes.set(Table::key(id), encode(&order)?);
     index_order(&mut changes, &order);
+    changes.announce("orders.created", &json!({"order_id": id, "user_id": user_id, "order": &order}));
     changes.commit(orders.bucket())?;
     service_kit::info("orders", &format!("created order {id} for user {user_id}"));
-    let _ = events::publish("orders.created", &json!({"order_id": id, "user_id": user_id, "order": &order}));
     Ok(Response::json(201, &order))
 }
 
@@ -305,9 +305,9 @@ pub(crate) fn transition(id: u64, next: Status, done: impl FnOnce(&Order) -> Res
         if next == Status::Cancelled {
             changes.add(REVENUE.into(), -micros(order.total));
         }
+        let changed = json!({"order_id": id, "user_id": order.user_id, "old_status": was, "new_status": next});
+        changes.announce("orders.status-changed", &changed);
         if changes.commit(orders.bucket())? {
-            let changed = json!({"order_id": id, "user_id": order.user_id, "old_status": was, "new_status": next});
-            let _ = events::publish("orders.status-changed", &changed);
             return Ok(done(&order));
         }
     }

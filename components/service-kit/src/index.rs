@@ -10,11 +10,15 @@
 
 use std::sync::Mutex;
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::events;
 use crate::table::{StorageError, Table};
 use crate::trellis::keyvalue::ordered::{self, Op, WriteError};
+use crate::trellis::messaging::outbox;
 use crate::wasi::keyvalue::store;
+use crate::wasi::messaging::types::Message;
 
 /// Ids per block count.
 pub const BLOCK: u64 = 1024;
@@ -112,10 +116,12 @@ impl Index {
     }
 }
 
-/// The changes of one atomic write: records, index entries and totals.
+/// The changes of one atomic write: records, index entries and totals, and the events
+/// announcing them, sent in the same transaction.
 #[derive(Debug, Default)]
 pub struct Changes {
     ops: Vec<Op>,
+    events: Vec<(String, Vec<u8>)>,
 }
 
 impl Changes {
@@ -152,10 +158,25 @@ impl Changes {
         self.add(index.block(id), -1).add(index.group(id), -1).add(index.total_key(), -1)
     }
 
-    /// Applies every change at once. `Ok(false)`: an `expect` did not hold and nothing was
-    /// written (read again and retry).
+    /// Sends `payload` as a JSON event on `topic` when the changes are stored, and only then.
+    pub fn announce(&mut self, topic: &str, payload: &impl Serialize) -> &mut Self {
+        self.events.push((topic.to_string(), serde_json::to_vec(payload).unwrap_or_default()));
+        self
+    }
+
+    /// Applies every change at once, and sends the events announced with them in the same
+    /// transaction (`trellis:messaging/outbox`): a crash cannot store one without the other.
+    /// `Ok(false)`: an `expect` did not hold and nothing was written or sent (read again and
+    /// retry).
     pub fn commit(self, bucket: &store::Bucket) -> Result<bool, StorageError> {
-        match ordered::write(bucket, &self.ops) {
+        let written = if self.events.is_empty() {
+            ordered::write(bucket, &self.ops)
+        } else {
+            let messages: Vec<(String, Message)> =
+                self.events.iter().map(|(topic, payload)| (topic.clone(), events::message(payload))).collect();
+            outbox::write_and_send(bucket, &self.ops, messages)
+        };
+        match written {
             Ok(_) => Ok(true),
             Err(WriteError::Changed(_)) => Ok(false),
             Err(WriteError::Store(e)) => Err(e.into()),

@@ -22,6 +22,7 @@ wit_bindgen::generate!({
         "wasi:logging/logging@0.1.0-draft": service_kit::wasi::logging::logging,
         "wasi:messaging/types@0.2.0-draft": service_kit::wasi::messaging::types,
         "wasi:messaging/producer@0.2.0-draft": service_kit::wasi::messaging::producer,
+        "trellis:messaging/outbox@0.1.0": service_kit::trellis::messaging::outbox,
     },
     // The WIT records are the stored and served JSON too.
     additional_derives: [serde::Serialize, serde::Deserialize, schemars::JsonSchema],

@@ -11,7 +11,7 @@
 
 use guest_http::{Answer, Request, Response};
 use serde_json::{Value, json};
-use service_kit::{Changes, Index, Paging, StorageError, Table, events, invalid};
+use service_kit::{Changes, Index, Paging, StorageError, Table, invalid};
 
 /// A user: the WIT record, stored and served as JSON exactly as other services receive it.
 pub use crate::exports::shop::users::api::User;
@@ -141,12 +141,12 @@ pub fn create(request: &Request) -> Answer {
     let mut changes = Changes::default();
     changes.expect(claim(&user.email), None).set(claim(&user.email), holder(id));
     changes.set(Table::key(id), record(&user)).insert(&all(), id);
+    changes.announce("users.created", &json!({"user_id": id, "user": &user}));
     if !changes.commit(users.bucket())? {
         return Err(taken(&user.email));
     }
     crash_point(request, "after-claim");
     service_kit::info("users", &format!("created user {id}"));
-    let _ = events::publish("users.created", &json!({"user_id": id, "user": &user}));
     Ok(Response::json(201, &user))
 }
 
@@ -192,9 +192,9 @@ pub fn update(request: &Request, id: u64) -> Answer {
             changes.expect(claim(&user.email), None).set(claim(&user.email), holder(id));
             changes.delete(claim(&old_email));
         }
+        changes.announce("users.updated", &json!({"user_id": id, "user": &user}));
         if changes.commit(users.bucket())? {
             crash_point(request, "after-record");
-            let _ = events::publish("users.updated", &json!({"user_id": id, "user": &user}));
             return Ok(Response::json(200, &user));
         }
         if moved && users.bucket().get(&claim(&user.email))?.is_some() {
@@ -211,10 +211,10 @@ pub fn delete(request: &Request, id: u64) -> Answer {
         let mut changes = Changes::default();
         changes.expect(Table::key(id), Some(bytes)).delete(Table::key(id));
         changes.delete(claim(&user.email)).remove(&all(), id);
+        changes.announce("users.deleted", &json!({"user_id": id, "user": &user}));
         if changes.commit(users.bucket())? {
             crash_point(request, "after-record");
             service_kit::info("users", &format!("deleted user {id}"));
-            let _ = events::publish("users.deleted", &json!({"user_id": id, "user": &user}));
             return Ok(Response::empty());
         }
     }

@@ -39,7 +39,8 @@ pub(crate) const MESSAGE_HANDLER: &str = "wasi:messaging/incoming-handler";
 /// The export through which a component declares the topics it receives.
 pub(crate) const SUBSCRIPTIONS_INTERFACE: &str = "trellis:messaging/subscriptions";
 /// The host's own interfaces next to WASI's, which it provides to every component.
-const HOST_INTERFACES: &[&str] = &["trellis:keyvalue/ordered", "trellis:keyvalue/sequences"];
+const HOST_INTERFACES: &[&str] =
+    &["trellis:keyvalue/ordered", "trellis:keyvalue/sequences", "trellis:messaging/outbox"];
 
 /// A fully qualified interface name split into its parts: `shop:users/api@0.1.0`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

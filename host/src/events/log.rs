@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::capabilities::keyvalue::changes::log_key;
-use crate::capabilities::keyvalue::{Op, Quota, Scope, Storage, StorageError, Written};
+use crate::capabilities::keyvalue::{Linked, Op, Quota, Scope, Storage, StorageError, Written};
 use crate::capabilities::messaging::{Envelope, TopicPattern};
 
 const NAMESPACE: &str = "trellis:events";
@@ -65,6 +65,13 @@ fn scope(bucket: &str) -> Scope<'_> {
     Scope { namespace: NAMESPACE, bucket, quota: Quota::NONE }
 }
 
+/// The op that appends `record` to the log, and its size in bytes.
+fn append_op(record: &Record) -> (Op, usize) {
+    let value = encode(record);
+    let size = value.len();
+    (Op::Append { counter: COUNTER.into(), prefix: MESSAGE_PREFIX.into(), value }, size)
+}
+
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_stdvec(value).expect("the bus's records always serialize")
 }
@@ -90,13 +97,18 @@ impl Log {
     /// Stores `record` durably and returns its number (one more than the last one stored)
     /// and its size in bytes.
     pub(crate) async fn append(&self, record: &Record) -> Result<(u64, usize), StorageError> {
-        let value = encode(record);
-        let size = value.len();
-        let op = Op::Append { counter: COUNTER.into(), prefix: MESSAGE_PREFIX.into(), value };
+        let (op, size) = append_op(record);
         match self.storage.write_async(scope(LOG), vec![op]).await? {
             Written::Done(numbers) => Ok((numbers[0] as u64, size)),
             other => unreachable!("an append answered {other:?}"),
         }
+    }
+
+    /// The write that appends `records`, to be applied with another one (see [`Linked`]), and
+    /// their sizes in bytes. The write's counts are their numbers.
+    pub(crate) fn appending(records: &[Record]) -> (Linked, usize) {
+        let (ops, sizes): (Vec<Op>, Vec<usize>) = records.iter().map(append_op).unzip();
+        (Linked { scope: scope(LOG), ops }, sizes.iter().sum())
     }
 
     /// The number of the last message ever stored (0 before the first).

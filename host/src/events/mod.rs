@@ -27,7 +27,7 @@ use tokio::sync::watch;
 
 use crate::breaker::{Breaker, Clock};
 use crate::capabilities::keyvalue::Storage;
-use crate::capabilities::messaging::{Broker, DEFAULT_CLIENT, Envelope, Error, Sender};
+use crate::capabilities::messaging::{Broker, DEFAULT_CLIENT, Envelope, Error, Sender, Stage};
 use crate::component::LoadedComponent;
 use crate::config::Config;
 use across::Across;
@@ -174,5 +174,9 @@ impl Broker for Handle {
     ) -> BoxFuture<'static, Result<Vec<Envelope>, Error>> {
         let bus = self.bus();
         Box::pin(async move { request::send(&*bus?, from, topic, message, timeout, expected).await })
+    }
+
+    fn stage(&self, from: Sender, messages: Vec<(String, Envelope)>) -> Result<Stage, Error> {
+        Ok(self.bus()?.stage(from, messages))
     }
 }

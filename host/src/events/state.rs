@@ -12,7 +12,7 @@ use super::across::Across;
 use super::log::{Log, Position, Record, now_ms};
 use super::subscriber::{AbortOnDrop, Subscriber};
 use crate::breaker::Clock;
-use crate::capabilities::messaging::{Envelope, Error, Sender};
+use crate::capabilities::messaging::{Envelope, Error, Sender, Stage, Staged};
 use crate::config::Config;
 use crate::ops::metrics::{METRICS, TopicLabels};
 
@@ -56,31 +56,61 @@ impl Inner {
         running || self.parked.lock().unwrap().values().any(|p| p.topics.iter().any(|pattern| pattern.matches(topic)))
     }
 
-    /// Stores a message for the subscribers of its topic; with none, loaded or away, there is
-    /// no one to keep it for (a new subscriber starts with what is published after it
-    /// appears), so it is acknowledged without a write.
-    pub(super) async fn publish(&self, from: Sender, topic: String, envelope: Envelope) -> Result<(), Error> {
+    /// Counts a message sent on `topic`, and makes the record to store, unless no subscriber,
+    /// loaded or away, subscribes to it: then there is no one to keep it for (a new subscriber
+    /// starts with what is published after it appears), and it is acknowledged unstored.
+    fn record(&self, from: &Sender, topic: String, envelope: Envelope) -> Option<Record> {
         *self.topics.lock().unwrap().entry(topic.clone()).or_default() += 1;
         METRICS.messages_published.get_or_create(&TopicLabels { topic: topic.clone() }).inc();
-        let across = self.across.get();
-        if across.is_none() && !self.wanted(&topic) {
-            return Ok(());
+        if self.across.get().is_none() && !self.wanted(&topic) {
+            return None;
         }
-        let record = Record {
+        Some(Record {
             topic,
             envelope,
             publisher: from.component.to_string(),
             correlation_id: from.correlation_id.to_string(),
             published_ms: now_ms(),
-        };
-        if let Some(across) = across {
+        })
+    }
+
+    /// Stores a message for the subscribers of its topic, if it has any.
+    pub(super) async fn publish(&self, from: Sender, topic: String, envelope: Envelope) -> Result<(), Error> {
+        let Some(record) = self.record(&from, topic, envelope) else { return Ok(()) };
+        if let Some(across) = self.across.get() {
             let stored = across.publish(&record).await;
             return stored.map_err(|e| Error::Other(format!("the message was not stored on JetStream: {e}")));
         }
         let stored = self.log.append(&record).await;
         let (n, size) = stored.map_err(|e| Error::Other(format!("the message was not stored: {e}")))?;
-        self.stored_bytes.fetch_add(size as u64, Ordering::Relaxed);
-        self.published.send_modify(|last| *last = (*last).max(n));
+        self.stored(&[n as i64], size);
         Ok(())
+    }
+
+    /// Messages sent with a component's write: in this host's log, the write that appends
+    /// them, for the same transaction; on the cluster's stream, after it.
+    pub(super) fn stage(self: Arc<Self>, from: Sender, messages: Vec<(String, Envelope)>) -> Stage {
+        if self.across.get().is_some() {
+            return Stage::After(messages);
+        }
+        let records: Vec<Record> =
+            messages.into_iter().filter_map(|(topic, envelope)| self.record(&from, topic, envelope)).collect();
+        let (linked, size) = Log::appending(&records);
+        let bus = Arc::downgrade(&self);
+        let stored = move |numbers: &[i64]| {
+            if let Some(bus) = bus.upgrade() {
+                bus.stored(numbers, size);
+            }
+        };
+        Stage::Linked(Staged { linked, appended: records.len(), stored: Box::new(stored) })
+    }
+
+    /// Messages numbered `numbers`, of `size` bytes together, are stored: subscribers may read
+    /// up to the last.
+    fn stored(&self, numbers: &[i64], size: usize) {
+        self.stored_bytes.fetch_add(size as u64, Ordering::Relaxed);
+        if let Some(&last) = numbers.iter().max() {
+            self.published.send_modify(|at| *at = (*at).max(last as u64));
+        }
     }
 }

@@ -14,7 +14,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::fault::DeadlineExceeded;
 use crate::capabilities::keyvalue::{self, Held, KeyValueView, Namespace};
 use crate::capabilities::logging::{self, GuestLog, LoggingView};
-use crate::capabilities::messaging::{self, Broker, MessagingView, Sender, resources::Message};
+use crate::capabilities::messaging::{self, Broker, MessagingView, OutboxView, Sender, resources::Message};
 use crate::capabilities::outbound::{Origin, Outbound};
 use crate::config::{Limits, mib};
 use crate::discovery::Description;
@@ -149,14 +149,24 @@ impl HostState {
         LoggingView { log: &self.log, correlation_id: &self.call.correlation_id }
     }
 
-    fn messaging(&mut self) -> MessagingView<'_> {
-        let sender = Sender {
+    fn sender(&self) -> Sender {
+        Sender {
             component: self.component.clone(),
             correlation_id: self.call.correlation_id.clone(),
             depth: self.call.depth,
-        };
+        }
+    }
+
+    fn messaging(&mut self) -> MessagingView<'_> {
+        let sender = self.sender();
         let time_left = self.call.deadline.saturating_duration_since(Instant::now());
         MessagingView { broker: &self.broker, table: &mut self.table, sender, time_left }
+    }
+
+    fn outbox(&mut self) -> OutboxView<'_> {
+        let sender = self.sender();
+        let kv = KeyValueView { namespace: &self.kv, table: &mut self.table, held: &mut self.kv_held };
+        OutboxView { kv, broker: &self.broker, sender }
     }
 
     /// Gives the guest a message delivered to it.
@@ -193,7 +203,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, description: &Descri
         wasmtime_wasi_http::p3::add_to_linker(linker)?;
     }
     keyvalue::add_to_linker(linker, HostState::keyvalue)?;
-    messaging::add_to_linker(linker, HostState::messaging, &|interface, function| {
+    messaging::add_to_linker(linker, HostState::messaging, HostState::outbox, &|interface, function| {
         description.awaits(interface, function)
     })?;
     logging::add_to_linker(linker, HostState::logging)

@@ -112,11 +112,30 @@ pub(super) struct Write {
     pub(super) bucket: String,
     pub(super) quota: Quota,
     pub(super) ops: Vec<Op>,
+    /// A write in another scope that happens with this one or not at all (messages sent with
+    /// a change, see [`Linked`]).
+    pub(super) linked: Option<Box<Write>>,
+}
+
+/// A write that must happen together with another one, in a scope of the host's own: it is
+/// applied after it, in the same transaction, and its increments' and appends' counts follow
+/// the other's. It must not fail on its own (no quota, no expect): if it does, the whole
+/// transaction is abandoned, so neither is stored.
+#[derive(Debug)]
+pub(crate) struct Linked {
+    pub(crate) scope: Scope<'static>,
+    pub(crate) ops: Vec<Op>,
 }
 
 impl Write {
     pub(super) fn new(scope: Scope, ops: Vec<Op>) -> Self {
-        Self { namespace: scope.namespace.to_string(), bucket: scope.bucket.to_string(), quota: scope.quota, ops }
+        let (namespace, bucket) = (scope.namespace.to_string(), scope.bucket.to_string());
+        Self { namespace, bucket, quota: scope.quota, ops, linked: None }
+    }
+
+    pub(super) fn with(mut self, linked: Linked) -> Self {
+        self.linked = Some(Box::new(Write::new(linked.scope, linked.ops)));
+        self
     }
 }
 
@@ -173,6 +192,22 @@ impl Write {
     /// The outer error is the database's (the whole group fails); the inner one this write's,
     /// which then changes nothing.
     pub(super) fn apply(&self, t: &mut Tables) -> Result<Result<Written, StorageError>, StorageError> {
+        let written = self.apply_own(t)?;
+        let Some(linked) = &self.linked else { return Ok(written) };
+        let Ok(Written::Done(mut counts)) = written else { return Ok(written) };
+        match linked.apply_own(t)? {
+            Ok(Written::Done(more)) => {
+                counts.extend(more);
+                Ok(Ok(Written::Done(counts)))
+            }
+            failed => {
+                let why = format!("a write linked to another failed, so neither is stored: {failed:?}");
+                Err(StorageError::Database(why))
+            }
+        }
+    }
+
+    fn apply_own(&self, t: &mut Tables) -> Result<Result<Written, StorageError>, StorageError> {
         let mut slots = Slots::new();
         let mut counts = Vec::new();
         let mut appended = Vec::new();

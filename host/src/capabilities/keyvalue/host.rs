@@ -12,7 +12,7 @@ use crate::capabilities::bindings::{atomics, batch, ordered, sequences};
 type Answer<T> = wasmtime::Result<Result<T, store::Error>>;
 
 impl KeyValueView<'_> {
-    fn bucket_name(&mut self, bucket: &Resource<Bucket>) -> wasmtime::Result<String> {
+    pub(crate) fn bucket_name(&mut self, bucket: &Resource<Bucket>) -> wasmtime::Result<String> {
         Ok(self.table.get(bucket)?.name.clone())
     }
 }
@@ -152,20 +152,27 @@ impl ordered::Host for KeyValueView<'_> {
         ops: Vec<ordered::Op>,
     ) -> wasmtime::Result<Result<Vec<i64>, ordered::WriteError>> {
         let name = self.bucket_name(&bucket)?;
-        let ops = ops
-            .into_iter()
-            .map(|op| match op {
-                ordered::Op::Set(entry) => Op::Set(entry.key, entry.value),
-                ordered::Op::Delete(key) => Op::Delete(key),
-                ordered::Op::Increment((key, delta)) => Op::Increment(key, delta),
-                ordered::Op::Expect((key, value)) => Op::Expect(key, value),
-            })
-            .collect();
-        Ok(match self.namespace.write("write", &name, ops).await {
-            Ok(Written::Done(counts)) => Ok(counts),
-            Ok(Written::Changed(key, now)) => Err(ordered::WriteError::Changed((key, now))),
-            Err(e) => Err(ordered::WriteError::Store(e)),
-        })
+        Ok(write_answer(self.namespace.write("write", &name, ops_of(ops)).await))
+    }
+}
+
+/// `trellis:keyvalue/ordered`'s ops as the storage's.
+pub(crate) fn ops_of(ops: Vec<ordered::Op>) -> Vec<Op> {
+    let op = |op| match op {
+        ordered::Op::Set(entry) => Op::Set(entry.key, entry.value),
+        ordered::Op::Delete(key) => Op::Delete(key),
+        ordered::Op::Increment((key, delta)) => Op::Increment(key, delta),
+        ordered::Op::Expect((key, value)) => Op::Expect(key, value),
+    };
+    ops.into_iter().map(op).collect()
+}
+
+/// What `trellis:keyvalue/ordered.write` answers for a write that ended so.
+pub(crate) fn write_answer(written: Result<Written, store::Error>) -> Result<Vec<i64>, ordered::WriteError> {
+    match written {
+        Ok(Written::Done(counts)) => Ok(counts),
+        Ok(Written::Changed(key, now)) => Err(ordered::WriteError::Changed((key, now))),
+        Err(e) => Err(ordered::WriteError::Store(e)),
     }
 }
 

@@ -17,8 +17,9 @@ mod reserved;
 pub(crate) mod resources;
 
 pub(crate) use changes::Quota;
-pub(crate) use changes::{Op, Scope, Written};
+pub(crate) use changes::{Linked, Op, Scope, Written};
 pub(crate) use error::StorageError;
+pub(crate) use host::{ops_of, write_answer};
 pub(crate) use jetstream::{SharedStorage, replicated_stream, safe_name};
 pub use redb_backend::Storage;
 
@@ -101,12 +102,30 @@ impl Namespace {
 
     /// Runs a write (its ops all or none). Embedded, it is queued for the next commit and
     /// awaited without holding a thread until the commit holding it is fsynced.
-    async fn write(&self, operation: &'static str, bucket: &str, ops: Vec<Op>) -> Result<Written, store::Error> {
+    pub(crate) async fn write(
+        &self,
+        operation: &'static str,
+        bucket: &str,
+        ops: Vec<Op>,
+    ) -> Result<Written, store::Error> {
         let written = match &self.backend {
             Backend::Local(storage) => storage.write_async(self.scope(bucket), ops).await,
             Backend::Shared(shared) => shared.write(&self.name, self.quota, bucket, ops).await,
         };
         self.counted(operation, written)
+    }
+
+    /// Runs a write, and `linked` with it, both or neither, if this namespace and `linked` live
+    /// in one database; else (a cluster's shared storage) `Err` gives `linked` back, unwritten.
+    pub(crate) async fn write_with(
+        &self,
+        bucket: &str,
+        ops: Vec<Op>,
+        linked: Linked,
+    ) -> Result<Result<Written, store::Error>, Linked> {
+        let Backend::Local(storage) = &self.backend else { return Err(linked) };
+        let written = storage.write_linked(self.scope(bucket), ops, linked).await;
+        Ok(self.counted("write-and-send", written))
     }
 
     /// The next number of a sequence: from memory when its block has one left, else after

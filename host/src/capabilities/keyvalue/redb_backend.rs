@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableError};
 
-use super::changes::{ENTRIES, Op, Scope, Tables, USAGE, Usage, Write, Written, recount};
+use super::changes::{ENTRIES, Linked, Op, Scope, Tables, USAGE, Usage, Write, Written, recount};
 use super::error::StorageError;
 use super::group::{self, GroupCommit, Outcomes};
 use super::reserved::Sequences;
@@ -220,6 +220,18 @@ impl Storage {
     /// [`Storage::write`] for async callers: waits without holding a thread.
     pub(crate) async fn write_async(&self, scope: Scope<'_>, ops: Vec<Op>) -> Result<Written, StorageError> {
         self.inner.group.submit(Write::new(scope, ops)).await.unwrap_or_else(|_| Err(group::lost()))
+    }
+
+    /// [`Storage::write_async`] with `linked` applied in the same transaction: both or
+    /// neither. The counts of both follow each other, this write's first.
+    pub(crate) async fn write_linked(
+        &self,
+        scope: Scope<'_>,
+        ops: Vec<Op>,
+        linked: Linked,
+    ) -> Result<Written, StorageError> {
+        let write = Write::new(scope, ops).with(linked);
+        self.inner.group.submit(write).await.unwrap_or_else(|_| Err(group::lost()))
     }
 }
 

@@ -2,7 +2,7 @@
 //! sequences.
 use super::*;
 use crate::capabilities::keyvalue::Quota;
-use crate::capabilities::keyvalue::changes::Op;
+use crate::capabilities::keyvalue::changes::{Linked, Op};
 
 const CACHE: usize = 4 * 1024 * 1024;
 
@@ -103,7 +103,7 @@ fn concurrent_increments_each_get_their_own_value() {
 fn a_refused_write_in_a_group_fails_alone() {
     let (s, _dir) = storage();
     s.set_many(USERS, vec![("text".into(), b"hello".to_vec())]).unwrap();
-    let write = |ops| Write { namespace: USERS.namespace.into(), bucket: USERS.bucket.into(), quota: Quota::NONE, ops };
+    let write = |ops| Write::new(USERS, ops);
     let results = s
         .inner
         .commit(vec![
@@ -264,4 +264,32 @@ mod sequences {
         let e = s.next_reserving(ORDERS, "next-id").unwrap_err().to_string();
         assert!(e.contains("next-id") || e.contains("integer"), "{e}");
     }
+}
+
+#[test]
+fn a_linked_write_is_stored_with_its_write_or_not_at_all() {
+    use futures::executor::block_on;
+    let (s, _dir) = storage();
+    const LOG: Scope<'static> = Scope { namespace: "trellis:events", bucket: "log", quota: Quota::NONE };
+    let append = |value: &[u8]| Op::Append { counter: "seq".into(), prefix: "m/".into(), value: value.to_vec() };
+    let linked = |value: &[u8]| Linked { scope: LOG, ops: vec![append(value)] };
+
+    let ops =
+        vec![Op::Expect("user".into(), None), Op::Set("user".into(), b"ada".to_vec()), Op::Increment("n".into(), 1)];
+    let written = block_on(s.write_linked(USERS, ops, linked(b"created"))).unwrap();
+    assert_eq!(written, Written::Done(vec![1, 1]), "the write's increment, then the linked append's number");
+    assert_eq!(s.get(LOG, "m/00000000000000000001").unwrap(), Some(b"created".to_vec()));
+
+    // An expect that fails writes neither.
+    let ops = vec![Op::Expect("user".into(), None), Op::Set("user".into(), b"eve".to_vec())];
+    let refused = block_on(s.write_linked(USERS, ops, linked(b"again"))).unwrap();
+    assert_eq!(refused, Written::Changed("user".into(), Some(b"ada".to_vec())));
+    assert_eq!(s.get(USERS, "user").unwrap(), Some(b"ada".to_vec()));
+    assert_eq!(s.list_keys(LOG, None).unwrap().0, vec!["m/00000000000000000001".to_string(), "seq".into()]);
+
+    // A linked write that fails abandons the whole transaction: the other write is not stored.
+    s.set_many(LOG, vec![("seq".into(), b"not a number".to_vec())]).unwrap();
+    let failed = block_on(s.write_linked(USERS, vec![Op::Set("other".into(), b"x".to_vec())], linked(b"lost")));
+    assert!(failed.unwrap_err().to_string().contains("neither is stored"));
+    assert_eq!(s.get(USERS, "other").unwrap(), None);
 }

@@ -1,6 +1,6 @@
 //! `wasi:messaging@0.2.0-draft` for components: the WIT bindings (`bindings`), the resources
 //! a component holds (`resources`), and their implementation (`host`) on a view of the Store
-//! ([`MessagingView`]), the same functions as upstream's `async func`s for components that
+//! ([`MessagingView`]), sending with a write (`outbox`, on an [`OutboxView`]), the same functions as upstream's `async func`s for components that
 //! import them so (`awaited`), and topics with the patterns that subscribe to them (`topics`).
 //! What happens to a message once sent (storing it, delivering it to subscribers, answering
 //! requests) is a [`Broker`]'s job: the events subsystem provides one. Sending and requesting
@@ -8,9 +8,11 @@
 
 mod awaited;
 mod host;
+mod outbox;
 pub(crate) mod resources;
 mod topics;
 
+pub(crate) use outbox::OutboxView;
 pub(crate) use topics::TopicPattern;
 
 use std::sync::Arc;
@@ -20,10 +22,12 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
+use crate::capabilities::keyvalue::Linked;
+
 pub(crate) use bindings::wasi::messaging::types::Error;
 
 /// The bindings of `trellis:worlds/messaging-host`: what the host implements (`producer`,
-/// `request-reply`, `types`) and what it calls (`incoming-handler`, `subscriptions`).
+/// `request-reply`, `types`, our `outbox`) and what it calls (`incoming-handler`, `subscriptions`).
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
@@ -31,6 +35,8 @@ pub(crate) mod bindings {
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
+            "wasi:keyvalue/store": crate::capabilities::bindings::wasi::keyvalue::store,
+            "trellis:keyvalue/ordered": crate::capabilities::bindings::trellis::keyvalue::ordered,
             "wasi:messaging/types.client": super::resources::Client,
             "wasi:messaging/types.message": super::resources::Message,
             "wasi:messaging/request-reply.request-options": super::resources::RequestOptions,
@@ -80,7 +86,33 @@ pub(crate) trait Broker: Send + Sync + 'static {
         timeout: Duration,
         expected: u32,
     ) -> BoxFuture<'static, Result<Vec<Envelope>, Error>>;
+
+    /// How `messages` (topic, content) are stored when a component sends them with a write:
+    /// in the same transaction when the bus keeps its log in the host's database, else after
+    /// the write.
+    fn stage(&self, from: Sender, messages: Vec<(String, Envelope)>) -> Result<Stage, Error>;
 }
+
+/// How messages sent with a write are stored.
+pub(crate) enum Stage {
+    /// With the write, in one transaction.
+    Linked(Staged),
+    /// After the write is stored, each through [`Broker::publish`].
+    After(Vec<(String, Envelope)>),
+}
+
+/// The bus's part of a write that sends messages.
+pub(crate) struct Staged {
+    /// What stores the messages, applied with the component's write.
+    pub(crate) linked: Linked,
+    /// How many of the write's counts are the messages' numbers (its last ones).
+    pub(crate) appended: usize,
+    /// Told those numbers once the transaction is committed.
+    pub(crate) stored: Committed,
+}
+
+/// What the bus does once messages staged with a write are stored, told their numbers.
+pub(crate) type Committed = Box<dyn FnOnce(&[i64]) + Send>;
 
 /// What `wasi:messaging` runs on: the broker, the Store's resource table and who is sending.
 pub(crate) struct MessagingView<'a> {
@@ -91,11 +123,17 @@ pub(crate) struct MessagingView<'a> {
     pub(crate) time_left: Duration,
 }
 
-/// Names the view type for wasmtime's generated `add_to_linker` functions.
+/// Names the view types for wasmtime's generated `add_to_linker` functions.
 struct Messaging;
 
 impl HasData for Messaging {
     type Data<'a> = MessagingView<'a>;
+}
+
+struct Outbox;
+
+impl HasData for Outbox {
+    type Data<'a> = OutboxView<'a>;
 }
 
 /// Registers `wasi:messaging`'s interfaces in a linker whose Store data gives a
@@ -104,9 +142,12 @@ impl HasData for Messaging {
 pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> MessagingView<'_>,
+    outbox_view: fn(&mut T) -> OutboxView<'_>,
     awaits: &dyn Fn(&str, &str) -> bool,
 ) -> wasmtime::Result<()> {
+    use bindings::trellis::messaging::outbox;
     use bindings::wasi::messaging::{producer, request_reply, types};
+    outbox::add_to_linker::<T, Outbox>(linker, outbox_view)?;
     types::add_to_linker::<T, Messaging>(linker, view)?;
     producer::add_to_linker::<T, Messaging>(linker, view)?;
     request_reply::add_to_linker::<T, Messaging>(linker, view)?;
