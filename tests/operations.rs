@@ -90,7 +90,8 @@ fn metrics_count_requests_calls_storage_and_breaker_changes() {
         2.0
     );
     assert!(
-        series(r#"trellis_storage_operations_total{component="user-service",operation="write-and-send",result="ok"}"#) >= 1.0
+        series(r#"trellis_storage_operations_total{component="user-service",operation="write-and-send",result="ok"}"#)
+            >= 1.0
     );
     assert_eq!(series(r#"trellis_component_loads_total{component="user-service",result="loaded"}"#), 1.0);
     assert!(series(r#"trellis_instances_alive{component="user-service"}"#) >= 1.0);

@@ -10,16 +10,17 @@ use std::collections::HashMap;
 
 use redb::{ReadableTable, TableDefinition};
 
+use super::entry_key::EntryKey;
 use super::error::StorageError;
 use crate::config::Limits;
 
 /// (namespace, bucket, key) -> value.
-pub(super) const ENTRIES: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("entries");
+pub(super) const ENTRIES: TableDefinition<EntryKey, &[u8]> = TableDefinition::new("kv");
 
 /// namespace -> (keys, bytes).
 pub(super) const USAGE: TableDefinition<&str, (u64, u64)> = TableDefinition::new("usage");
 
-pub(super) type Entries<'txn> = redb::Table<'txn, (&'static str, &'static str, &'static str), &'static [u8]>;
+pub(super) type Entries<'txn> = redb::Table<'txn, EntryKey, &'static [u8]>;
 type UsageTable<'txn> = redb::Table<'txn, &'static str, (u64, u64)>;
 
 /// What one component may keep in storage.
@@ -339,9 +340,7 @@ impl Write {
 }
 
 /// Counts what every namespace uses, for a database written before usage was kept.
-pub(super) fn recount(
-    entries: &impl ReadableTable<(&'static str, &'static str, &'static str), &'static [u8]>,
-) -> Result<Usage, StorageError> {
+pub(super) fn recount(entries: &impl ReadableTable<EntryKey, &'static [u8]>) -> Result<Usage, StorageError> {
     let mut usage = Usage::default();
     for entry in entries.iter()? {
         let (k, v) = entry?;

@@ -2,12 +2,13 @@
 //! sequences) for every component: the capability ([`Namespace`], one per component, named
 //! after it), its view on a Store ([`KeyValueView`]), the WIT implementation on that view
 //! (`host`), the embedded redb backend (`redb_backend`) with the writes it applies
-//! (`changes`), its group commit (`group`), its sequences (`reserved`) and its errors
+//! (`changes`) and its table's key (`entry_key`), its group commit (`group`), its sequences (`reserved`) and its errors
 //! (`error`), and the cluster's backend on JetStream key-value (`jetstream`), which applies
 //! the same writes with the same meaning. The bucket identifiers a component opens are its
 //! own to choose.
 
 pub(crate) mod changes;
+mod entry_key;
 mod error;
 mod group;
 mod host;

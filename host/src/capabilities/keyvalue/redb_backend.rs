@@ -18,6 +18,7 @@ use arc_swap::ArcSwapOption;
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableError};
 
 use super::changes::{ENTRIES, Linked, Op, Scope, Tables, USAGE, Usage, Write, Written, recount};
+use super::entry_key;
 use super::error::StorageError;
 use super::group::{self, GroupCommit, Outcomes};
 use super::reserved::Sequences;
@@ -299,6 +300,7 @@ impl Inner {
 fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, StorageError> {
     private_file(path).map_err(|e| StorageError::Database(format!("cannot create {}: {e}", path.display())))?;
     let db = Database::builder().set_cache_size(cache_bytes).create(path)?;
+    entry_key::move_str_entries(&db, ENTRIES)?;
     let txn = db.begin_write()?;
     {
         let entries = txn.open_table(ENTRIES)?;

@@ -293,3 +293,36 @@ fn a_linked_write_is_stored_with_its_write_or_not_at_all() {
     assert!(failed.unwrap_err().to_string().contains("neither is stored"));
     assert_eq!(s.get(USERS, "other").unwrap(), None);
 }
+
+#[test]
+fn a_database_from_before_byte_compared_keys_is_moved_over_whole_on_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kv.redb");
+    const BEFORE: redb::TableDefinition<(&str, &str, &str), &[u8]> = redb::TableDefinition::new("entries");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut old = txn.open_table(BEFORE).unwrap();
+            // More than one batch of the move, across two namespaces.
+            for i in 0..60_000u32 {
+                old.insert(("user-service", "default", format!("user/{i:06}").as_str()), b"u".as_slice()).unwrap();
+            }
+            old.insert(("order-service", "default", "é"), b"o".as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let s = Storage::open(&path, CACHE).unwrap();
+    assert_eq!(s.get(USERS, "user/000000").unwrap(), Some(b"u".to_vec()));
+    assert_eq!(s.get(USERS, "user/059999").unwrap(), Some(b"u".to_vec()));
+    assert_eq!(s.get(ORDERS, "é").unwrap(), Some(b"o".to_vec()));
+    let page = s.scan(USERS, "user/", Some("user/000998"), 0, 3).unwrap();
+    let keys: Vec<&str> = page.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["user/000999", "user/001000", "user/001001"], "in the same order as before");
+    // The quota sees what was moved, and the old table is gone: opening again moves nothing.
+    let tiny = Scope { quota: Quota { max_keys: 60_000, ..Quota::NONE }, ..USERS };
+    assert!(s.write(tiny, vec![Op::Set("one-more".into(), vec![])]).unwrap_err().to_string().contains("max_keys"));
+    drop(s);
+    let s = Storage::open(&path, CACHE).unwrap();
+    assert_eq!(s.list_keys(ORDERS, None).unwrap().0, vec!["é".to_string()]);
+}
