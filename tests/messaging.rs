@@ -390,6 +390,8 @@ fn an_event_is_stored_with_its_change_so_a_request_cut_after_its_write_still_ann
     // A write refused (the email is taken) sends nothing.
     let taken = host.send("POST", "/api/v1/users", Some(&json!({ "name": "Ada two", "email": "ada@example.com" })));
     assert_eq!(taken.status, 409, "{}", taken.body);
+    let topics = messaging(&host)["topics"].clone();
+    assert_eq!(topics, json!([{ "topic": "users.created", "published": 1 }]), "only the stored write's event counts");
     // Killed at once: the user and the event announcing it were stored together, or neither.
     host.kill();
     let dir = std::mem::replace(&mut host.dir, tempfile::tempdir().unwrap());

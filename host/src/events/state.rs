@@ -56,12 +56,16 @@ impl Inner {
         running || self.parked.lock().unwrap().values().any(|p| p.topics.iter().any(|pattern| pattern.matches(topic)))
     }
 
-    /// Counts a message sent on `topic`, and makes the record to store, unless no subscriber,
-    /// loaded or away, subscribes to it: then there is no one to keep it for (a new subscriber
-    /// starts with what is published after it appears), and it is acknowledged unstored.
+    /// Counts a message published on `topic`.
+    fn count(&self, topic: &str) {
+        *self.topics.lock().unwrap().entry(topic.to_string()).or_default() += 1;
+        METRICS.messages_published.get_or_create(&TopicLabels { topic: topic.to_string() }).inc();
+    }
+
+    /// The record to store for a message, unless no subscriber, loaded or away, subscribes to
+    /// its topic: then there is no one to keep it for (a new subscriber starts with what is
+    /// published after it appears), and it is acknowledged unstored.
     fn record(&self, from: &Sender, topic: String, envelope: Envelope) -> Option<Record> {
-        *self.topics.lock().unwrap().entry(topic.clone()).or_default() += 1;
-        METRICS.messages_published.get_or_create(&TopicLabels { topic: topic.clone() }).inc();
         if self.across.get().is_none() && !self.wanted(&topic) {
             return None;
         }
@@ -76,6 +80,7 @@ impl Inner {
 
     /// Stores a message for the subscribers of its topic, if it has any.
     pub(super) async fn publish(&self, from: Sender, topic: String, envelope: Envelope) -> Result<(), Error> {
+        self.count(&topic);
         let Some(record) = self.record(&from, topic, envelope) else { return Ok(()) };
         if let Some(across) = self.across.get() {
             let stored = across.publish(&record).await;
@@ -88,17 +93,20 @@ impl Inner {
     }
 
     /// Messages sent with a component's write: in this host's log, the write that appends
-    /// them, for the same transaction; on the cluster's stream, after it.
+    /// them, for the same transaction; on the cluster's stream, after it. They count as
+    /// published once the write is committed (a write whose `expect` fails sends nothing).
     pub(super) fn stage(self: Arc<Self>, from: Sender, messages: Vec<(String, Envelope)>) -> Stage {
         if self.across.get().is_some() {
             return Stage::After(messages);
         }
+        let topics: Vec<String> = messages.iter().map(|(topic, _)| topic.clone()).collect();
         let records: Vec<Record> =
             messages.into_iter().filter_map(|(topic, envelope)| self.record(&from, topic, envelope)).collect();
         let (linked, size) = Log::appending(&records);
         let bus = Arc::downgrade(&self);
         let stored = move |numbers: &[i64]| {
             if let Some(bus) = bus.upgrade() {
+                topics.iter().for_each(|topic| bus.count(topic));
                 bus.stored(numbers, size);
             }
         };
