@@ -24,7 +24,7 @@ mod bindings {
             "../../hello-p3/wit/deps/cli.wit",
             "../../hello-p3/wit/deps/http.wit",
             "../../../wit/upstream/wasi-messaging.wit",
-            "../../../wit/deps/trellis-messaging",
+            "../../../wit/deps/trellis-messaging/subscriptions.wit",
             "wit",
         ],
         world: "test:p3-events/p3-events",
