@@ -162,7 +162,10 @@ fn a_property_based_fuzzer_finds_the_shop_answering_only_as_documented() {
         .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance"])
         .args(["--checks", "response_headers_conformance,response_schema_conformance,negative_data_rejection"])
         .args(["--max-examples", "60", "--seed", &seed, "--generation-database", "none", "--no-color"])
-        .args(["--request-timeout", "30", "--workers", "2"])
+        // One worker: with two, Python 3.11's `ast.parse` (which hypothesis calls to describe its
+        // filters) can fail with "AST constructor recursion depth mismatch", a CPython
+        // thread-safety bug, and schemathesis reports it as an error of the run.
+        .args(["--request-timeout", "30", "--workers", "1"])
         .current_dir(host.dir.path())
         .output()
         .unwrap();
