@@ -2,6 +2,7 @@
 //! folder of real components, and a plain HTTP client to talk to it like a user would.
 #![allow(dead_code)]
 
+pub mod events;
 pub mod nats;
 pub mod shop;
 
