@@ -12,6 +12,7 @@ use redb::{ReadableTable, TableDefinition};
 
 use super::entry_key::EntryKey;
 use super::error::StorageError;
+use super::pending::{Pending, Seen};
 use crate::config::Limits;
 
 /// (namespace, bucket, key) -> value.
@@ -173,11 +174,29 @@ impl Usage {
     }
 }
 
-/// The tables a write changes.
+/// What a write reads and changes: the entries as the transaction began, what the writes
+/// before it changed (stored once they are all applied), and what each namespace uses.
 pub(super) struct Tables<'a, 'txn> {
-    pub(super) entries: &'a mut Entries<'txn>,
+    pub(super) entries: &'a Entries<'txn>,
+    pub(super) pending: &'a mut Pending,
     pub(super) usage_table: &'a UsageTable<'txn>,
     pub(super) usage: &'a mut Usage,
+}
+
+impl Tables<'_, '_> {
+    /// `read` of the value at `key` as the writes before this one left it (None: absent).
+    fn read<R>(
+        &self,
+        scope: (&str, &str),
+        key: &str,
+        read: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R, StorageError> {
+        let (namespace, bucket) = scope;
+        match self.pending.get(namespace, bucket, key) {
+            Seen::Changed(value) => Ok(read(value)),
+            Seen::Untouched => Ok(read(self.entries.get((namespace, bucket, key))?.as_ref().map(|v| v.value()))),
+        }
+    }
 }
 
 /// A key one write touches: its length when the write began (None: absent), read once, and
@@ -190,6 +209,10 @@ struct Slot {
 type Slots<'w> = HashMap<&'w str, Slot>;
 
 impl Write {
+    fn scope(&self) -> (&str, &str) {
+        (&self.namespace, &self.bucket)
+    }
+
     /// The outer error is the database's (the whole group fails); the inner one this write's,
     /// which then changes nothing.
     pub(super) fn apply(&self, t: &mut Tables) -> Result<Result<Written, StorageError>, StorageError> {
@@ -248,16 +271,14 @@ impl Write {
         if let Err(over) = self.count(t, &slots, &appended)? {
             return Ok(Err(over));
         }
-        let (namespace, bucket) = (self.namespace.as_str(), self.bucket.as_str());
-        for (key, value) in &appended {
-            t.entries.insert((namespace, bucket, key.as_str()), *value)?;
+        let (namespace, bucket) = self.scope();
+        for (key, value) in appended {
+            t.pending.put(namespace, bucket, key, Some(value.to_vec()));
         }
         for (key, slot) in slots {
-            match slot.changed {
-                Some(Some(value)) => t.entries.insert((namespace, bucket, key), value.as_slice())?,
-                Some(None) => t.entries.remove((namespace, bucket, key))?,
-                None => continue,
-            };
+            if let Some(value) = slot.changed {
+                t.pending.put(namespace, bucket, key.to_string(), value);
+            }
         }
         Ok(Ok(Written::Done(counts)))
     }
@@ -282,8 +303,7 @@ impl Write {
     /// The slot of `key`, made (with the stored length) on its first touch.
     fn slot<'s, 'w>(&self, t: &Tables, slots: &'s mut Slots<'w>, key: &'w str) -> Result<&'s mut Slot, StorageError> {
         if !slots.contains_key(key) {
-            let stored_len =
-                t.entries.get((self.namespace.as_str(), self.bucket.as_str(), key))?.map(|v| v.value().len());
+            let stored_len = t.read(self.scope(), key, |value| value.map(<[u8]>::len))?;
             slots.insert(key, Slot { stored_len, changed: None });
         }
         Ok(slots.get_mut(key).expect("just made"))
@@ -294,7 +314,7 @@ impl Write {
         if let Some(Slot { changed: Some(value), .. }) = slots.get(key) {
             return Ok(value.clone());
         }
-        let stored = t.entries.get((self.namespace.as_str(), self.bucket.as_str(), key))?.map(|v| v.value().to_vec());
+        let stored = t.read(self.scope(), key, |value| value.map(<[u8]>::to_vec))?;
         slots.entry(key).or_insert(Slot { stored_len: stored.as_ref().map(Vec::len), changed: None });
         Ok(stored)
     }

@@ -2,7 +2,8 @@
 //! sequences) for every component: the capability ([`Namespace`], one per component, named
 //! after it), its view on a Store ([`KeyValueView`]), the WIT implementation on that view
 //! (`host`), the embedded redb backend (`redb_backend`) with the writes it applies
-//! (`changes`) and its table's key (`entry_key`), its group commit (`group`), its sequences (`reserved`) and its errors
+//! (`changes`), what a group's writes changed until it is stored (`pending`), its table's key
+//! (`entry_key`), its group commit (`group`), its sequences (`reserved`) and its errors
 //! (`error`), and the cluster's backend on JetStream key-value (`jetstream`), which applies
 //! the same writes with the same meaning. The bucket identifiers a component opens are its
 //! own to choose.
@@ -13,6 +14,7 @@ mod error;
 mod group;
 mod host;
 mod jetstream;
+mod pending;
 mod redb_backend;
 mod reserved;
 pub(crate) mod resources;
@@ -116,17 +118,15 @@ impl Namespace {
         self.counted(operation, written)
     }
 
-    /// Runs a write, and `linked` with it, both or neither, if this namespace and `linked` live
-    /// in one database; else (a cluster's shared storage) `Err` gives `linked` back, unwritten.
-    pub(crate) async fn write_with(
-        &self,
-        bucket: &str,
-        ops: Vec<Op>,
-        linked: Linked,
-    ) -> Result<Result<Written, store::Error>, Linked> {
-        let Backend::Local(storage) = &self.backend else { return Err(linked) };
-        let written = storage.write_linked(self.scope(bucket), ops, linked).await;
-        Ok(self.counted("write-and-send", written))
+    /// Runs a write, and `linked` (a write in the host's own scope of the same database) with
+    /// it: both or neither. Only the bus stages such writes, and only when its log is in this
+    /// host's database, which a cluster's shared storage never is.
+    pub(crate) async fn write_with(&self, bucket: &str, ops: Vec<Op>, linked: Linked) -> Result<Written, store::Error> {
+        let written = match &self.backend {
+            Backend::Local(storage) => storage.write_linked(self.scope(bucket), ops, linked).await,
+            Backend::Shared(_) => Err(StorageError::Database("a linked write needs the host's own database".into())),
+        };
+        self.counted("write-and-send", written)
     }
 
     /// The next number of a sequence: from memory when its block has one left, else after

@@ -21,6 +21,7 @@ use super::changes::{ENTRIES, Linked, Op, Scope, Tables, USAGE, Usage, Write, Wr
 use super::entry_key;
 use super::error::StorageError;
 use super::group::{self, GroupCommit, Outcomes};
+use super::pending::Pending;
 use super::reserved::Sequences;
 
 /// Keys returned by one `list-keys` page: enough to page through large buckets without
@@ -283,11 +284,13 @@ impl Inner {
         let results = {
             let mut entries = txn.open_table(ENTRIES)?;
             let mut usage_table = txn.open_table(USAGE)?;
-            let mut usage = Usage::default();
+            let (mut usage, mut pending) = (Usage::default(), Pending::default());
             let results = {
-                let mut tables = Tables { entries: &mut entries, usage_table: &usage_table, usage: &mut usage };
+                let mut tables =
+                    Tables { entries: &entries, pending: &mut pending, usage_table: &usage_table, usage: &mut usage };
                 writes.iter().map(|write| write.apply(&mut tables)).collect::<Result<Vec<_>, _>>()?
             };
+            pending.save(&mut entries)?;
             usage.save(&mut usage_table)?;
             results
         };

@@ -120,6 +120,55 @@ fn a_refused_write_in_a_group_fails_alone() {
 }
 
 #[test]
+fn the_writes_of_one_group_see_each_others_changes_and_a_refused_one_leaves_none() {
+    let (s, _dir) = storage();
+    s.set_many(USERS, vec![("gone".into(), b"x".to_vec())]).unwrap();
+    let write = |ops| Write::new(USERS, ops);
+    let results = s
+        .inner
+        .commit(vec![
+            write(vec![Op::Increment("n".into(), 1), Op::Delete("gone".into())]),
+            write(vec![
+                Op::Increment("n".into(), 10),
+                Op::Set("t".into(), b"x".to_vec()),
+                Op::Increment("t".into(), 1),
+            ]),
+            write(vec![
+                Op::Increment("n".into(), 100),
+                Op::Expect("gone".into(), None),
+                Op::Set("seen".into(), b"y".to_vec()),
+            ]),
+            write(vec![
+                Op::Expect("n".into(), Some(101i64.to_le_bytes().to_vec())),
+                Op::Set("gone".into(), b"back".to_vec()),
+            ]),
+        ])
+        .unwrap();
+    assert_eq!(results[0].as_ref().ok(), Some(&Written::Done(vec![1])));
+    assert!(results[1].as_ref().unwrap_err().to_string().contains("8-byte integer"), "{:?}", results[1]);
+    assert_eq!(results[2].as_ref().ok(), Some(&Written::Done(vec![101])), "the refused write added nothing to n");
+    assert_eq!(results[3].as_ref().ok(), Some(&Written::Done(vec![])), "n is 101 after the writes before it");
+    let keys = ["n", "gone", "seen", "t"].map(String::from);
+    let stored = s.get_many(USERS, &keys).unwrap();
+    let n = Some(101i64.to_le_bytes().to_vec());
+    assert_eq!(stored, vec![n, Some(b"back".to_vec()), Some(b"y".to_vec()), None]);
+
+    // What a key used before a write is what the writes before it in the group left.
+    let tight = Scope { namespace: "tight", quota: Quota { max_keys: 2, ..Quota::NONE }, ..USERS };
+    let write = |ops| Write::new(tight, ops);
+    let results = s
+        .inner
+        .commit(vec![
+            write(vec![Op::Set("a".into(), b"1".to_vec())]),
+            write(vec![Op::Set("a".into(), b"2".to_vec()), Op::Set("b".into(), b"2".to_vec())]),
+            write(vec![Op::Set("c".into(), b"3".to_vec())]),
+        ])
+        .unwrap();
+    assert!(results[0].is_ok() && results[1].is_ok(), "a set again is not a new key: {results:?}");
+    assert!(results[2].as_ref().unwrap_err().to_string().contains("max_keys"), "{:?}", results[2]);
+}
+
+#[test]
 fn a_quota_refuses_the_write_that_would_pass_it_and_nothing_else() {
     let (s, _dir) = storage();
     let quota = Quota { max_key_bytes: 8, max_value_bytes: 10, max_keys: 3, max_bytes: 30 };
