@@ -169,12 +169,13 @@ impl Changes {
     /// `Ok(false)`: an `expect` did not hold and nothing was written or sent (read again and
     /// retry).
     pub fn commit(self, bucket: &store::Bucket) -> Result<bool, StorageError> {
-        let written = if self.events.is_empty() {
-            ordered::write(bucket, &self.ops)
+        let Changes { ops, events: announced } = self;
+        let written = if announced.is_empty() {
+            ordered::write(bucket, &ops)
         } else {
             let messages: Vec<(String, Message)> =
-                self.events.iter().map(|(topic, payload)| (topic.clone(), events::message(payload))).collect();
-            outbox::write_and_send(bucket, &self.ops, messages)
+                announced.into_iter().map(|(topic, payload)| (topic, events::message(&payload))).collect();
+            outbox::write_and_send(bucket, &ops, messages)
         };
         match written {
             Ok(_) => Ok(true),

@@ -64,12 +64,12 @@ impl Inner {
 
     /// The record to store for a message, unless no subscriber, loaded or away, subscribes to
     /// its topic: then there is no one to keep it for (a new subscriber starts with what is
-    /// published after it appears), and it is acknowledged unstored.
-    fn record(&self, from: &Sender, topic: String, envelope: Envelope) -> Option<Record> {
+    /// published after it appears), it is acknowledged unstored, and its topic given back.
+    fn record(&self, from: &Sender, topic: String, envelope: Envelope) -> Result<Record, String> {
         if self.across.get().is_none() && !self.wanted(&topic) {
-            return None;
+            return Err(topic);
         }
-        Some(Record {
+        Ok(Record {
             topic,
             envelope,
             publisher: from.component.to_string(),
@@ -81,7 +81,7 @@ impl Inner {
     /// Stores a message for the subscribers of its topic, if it has any.
     pub(super) async fn publish(&self, from: Sender, topic: String, envelope: Envelope) -> Result<(), Error> {
         self.count(&topic);
-        let Some(record) = self.record(&from, topic, envelope) else { return Ok(()) };
+        let Ok(record) = self.record(&from, topic, envelope) else { return Ok(()) };
         if let Some(across) = self.across.get() {
             let stored = across.publish(&record).await;
             return stored.map_err(|e| Error::Other(format!("the message was not stored on JetStream: {e}")));
@@ -99,10 +99,22 @@ impl Inner {
         if self.across.get().is_some() {
             return Stage::After(messages);
         }
-        let topics: Vec<String> = messages.iter().map(|(topic, _)| topic.clone()).collect();
-        let records: Vec<Record> =
-            messages.into_iter().filter_map(|(topic, envelope)| self.record(&from, topic, envelope)).collect();
-        let (linked, size) = Log::appending(&records);
+        let (mut records, mut unstored) = (Vec::new(), Vec::new());
+        for (topic, envelope) in messages {
+            match self.record(&from, topic, envelope) {
+                Ok(record) => records.push(record),
+                Err(topic) => unstored.push(topic),
+            }
+        }
+        let (linked, size) = match records.is_empty() {
+            true => (None, 0),
+            false => {
+                let (linked, size) = Log::appending(&records);
+                (Some(linked), size)
+            }
+        };
+        let appended = records.len();
+        let topics: Vec<String> = records.into_iter().map(|record| record.topic).chain(unstored).collect();
         let bus = Arc::downgrade(&self);
         let stored = move |numbers: &[i64]| {
             if let Some(bus) = bus.upgrade() {
@@ -110,7 +122,7 @@ impl Inner {
                 bus.stored(numbers, size);
             }
         };
-        Stage::Linked(Staged { linked, appended: records.len(), stored: Box::new(stored) })
+        Stage::Linked(Staged { linked, appended, stored: Box::new(stored) })
     }
 
     /// Messages numbered `numbers`, of `size` bytes together, are stored: subscribers may read

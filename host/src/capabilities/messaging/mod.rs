@@ -103,8 +103,9 @@ pub(crate) enum Stage {
 
 /// The bus's part of a write that sends messages.
 pub(crate) struct Staged {
-    /// What stores the messages, applied with the component's write.
-    pub(crate) linked: Linked,
+    /// What stores the messages, applied with the component's write; none when no message
+    /// has a subscriber to keep it for.
+    pub(crate) linked: Option<Linked>,
     /// How many of the write's counts are the messages' numbers (its last ones).
     pub(crate) appended: usize,
     /// Told those numbers once the transaction is committed.

@@ -48,9 +48,9 @@ impl outbox::Host for OutboxView<'_> {
             Ok(Stage::After(messages)) => return Ok(self.write_then_send(&bucket, ops, messages).await),
             Err(e) => return Ok(Err(refused(format!("the messages cannot be sent: {e:?}")))),
         };
-        let Ok(mut written) = self.kv.namespace.write_with(&bucket, ops, staged.linked).await else {
-            let why = "this host's storage and its bus are not in one database: start it with one backend for both";
-            return Ok(Err(refused(why.into())));
+        let mut written = match staged.linked {
+            Some(linked) => self.kv.namespace.write_with(&bucket, ops, linked).await,
+            None => self.kv.namespace.write("write-and-send", &bucket, ops).await,
         };
         if let Ok(Written::Done(counts)) = &mut written {
             let numbers = counts.split_off(counts.len() - staged.appended);
