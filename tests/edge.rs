@@ -1,6 +1,7 @@
 //! The edge and the life cycle: slow and idle clients cost a connection only until their
-//! timeouts, no file name can hurt the host, SIGTERM drains requests in flight, and an admin
-//! API reachable from other machines needs a token.
+//! timeouts, a chunked body reaches the guest with its length, no file name can hurt the host,
+//! SIGTERM drains requests in flight, and an admin API reachable from other machines needs a
+//! token.
 
 mod support;
 
@@ -71,6 +72,28 @@ fn a_keep_alive_connection_is_closed_after_the_idle_timeout_not_before() {
     assert!(!closed(&stream), "still open within the idle timeout");
     std::thread::sleep(Duration::from_millis(1600));
     assert!(closed(&stream), "closed once idle past the idle timeout");
+}
+
+#[test]
+fn a_chunked_body_reaches_the_guest_whole_and_with_its_length_whatever_the_method() {
+    let host = Host::start(&["testing/consumer"]);
+    let send = |method: &str, head: &str, body: &[u8]| {
+        let mut stream = TcpStream::connect(addr(&host.public)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let head = format!("{method} /consumer/body HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{head}\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{method}: {response}");
+        response.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
+    };
+    for method in ["POST", "GET", "DELETE"] {
+        let read = send(method, "Transfer-Encoding: chunked\r\n", b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+        assert_eq!(read, r#"{"content-length":"11","read":11}"#, "{method}");
+    }
+    // Without a body there is nothing to read, and no length is made up.
+    assert_eq!(send("GET", "", b""), r#"{"content-length":null,"read":0}"#);
 }
 
 #[test]

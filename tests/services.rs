@@ -139,6 +139,8 @@ fn an_oversized_body_is_refused_with_413_by_length_or_by_counting() {
     assert_eq!(chunked.0, 413, "{}", chunked.1);
     assert!(chunked.1.contains("payload_too_large"));
     assert_eq!(host.get("/api/v1/users").json()["total"], 0, "nothing was stored");
+    let small = raw_chunked(&host.public, "/api/v1/users", br#"{"name": "Ann", "email": "ann@example.com"}"#);
+    assert_eq!(small.0, 201, "a chunked body within the limit is read whole: {}", small.1);
 
     let host = Host::start(&["user-service"]);
     let huge = vec![b'x'; 3 * 1024 * 1024];

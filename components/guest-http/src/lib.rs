@@ -43,7 +43,10 @@ impl Request {
             None => (target, String::new()),
         };
         let headers = incoming.headers().entries();
-        let body = read_body(incoming).map_err(|e| Response::error(400, "bad_body", &e))?;
+        let body = match has_body(&method, &headers) {
+            true => read_body(incoming).map_err(|e| Response::error(400, "bad_body", &e))?,
+            false => Vec::new(),
+        };
         Ok(Self { method, path, query, headers, body })
     }
 
@@ -77,6 +80,20 @@ impl Request {
             Response::error(400, "malformed_json", &format!("the body is not valid JSON for this request: {e}"))
         })
     }
+}
+
+/// Whether the request may have a body, so that reading it (host calls and a wait) is
+/// skipped when it cannot. In HTTP/1.1 a request has one only with a `content-length` other
+/// than 0 or a transfer coding (RFC 9112, section 6.3), but `wasi:http` hides
+/// `transfer-encoding` from guests. Trellis gives every request body it passes on its length;
+/// other hosts may not, so methods that usually carry a body are always read.
+fn has_body(method: &str, headers: &[(String, Vec<u8>)]) -> bool {
+    let usually_bodiless = matches!(method, "GET" | "HEAD" | "DELETE" | "OPTIONS");
+    !usually_bodiless
+        || headers.iter().any(|(name, value)| {
+            (name.eq_ignore_ascii_case("content-length") && value.as_slice() != b"0")
+                || name.eq_ignore_ascii_case("transfer-encoding")
+        })
 }
 
 fn read_body(incoming: &IncomingRequest) -> Result<Vec<u8>, String> {
@@ -205,16 +222,24 @@ impl Response {
 
     /// Sends the response through the outparam.
     pub fn send(self, out: ResponseOutparam) {
-        let headers = Fields::new();
-        let _ = headers.set("content-type", &[self.content_type.as_bytes().to_vec()]);
+        // All headers in one host call.
+        let mut fields = Vec::with_capacity(self.headers.len() + 2);
+        fields.push(("content-type".to_string(), self.content_type.as_bytes().to_vec()));
         if self.stream.is_none() {
-            let _ = headers.set("content-length", &[self.body.len().to_string().into_bytes()]);
+            fields.push(("content-length".to_string(), self.body.len().to_string().into_bytes()));
         }
-        for (name, value) in &self.headers {
-            let _ = headers.append(name, value.as_bytes());
-        }
+        fields.extend(self.headers.iter().map(|(name, value)| (name.to_string(), value.as_bytes().to_vec())));
+        let headers = match Fields::from_list(&fields) {
+            Ok(headers) => headers,
+            Err(e) => {
+                let refused = format!("the response's headers are refused: {e:?}");
+                return Response::error(500, "internal", &refused).send(out);
+            }
+        };
         let response = OutgoingResponse::new(headers);
-        let _ = response.set_status_code(self.status);
+        if self.status != 200 {
+            let _ = response.set_status_code(self.status);
+        }
         let Ok(body) = response.body() else { return };
         ResponseOutparam::set(out, Ok(response));
         let Ok(stream) = body.write() else { return };

@@ -1,6 +1,9 @@
 //! A bucket of JSON records keyed by a positive id. Keys are zero-padded so that the
 //! bucket's key order is id order, which is creation order: oldest first.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -11,7 +14,7 @@ use crate::wasi::keyvalue::{batch, store};
 const NEXT_ID: &str = "next-id";
 
 pub struct Table {
-    bucket: store::Bucket,
+    bucket: Rc<store::Bucket>,
     name: String,
 }
 
@@ -55,6 +58,22 @@ fn describe(e: store::Error) -> StorageError {
     e.into()
 }
 
+thread_local! {
+    /// The buckets this instance has opened: an instance serves request after request, and
+    /// its handles stay valid for as long as it lives, so each bucket is opened once.
+    static OPENED: RefCell<Vec<(String, Rc<store::Bucket>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The bucket `name`, opened on first use.
+fn opened(name: &str) -> Result<Rc<store::Bucket>, StorageError> {
+    if let Some(bucket) = OPENED.with_borrow(|opened| opened.iter().find(|(n, _)| n == name).map(|(_, b)| b.clone())) {
+        return Ok(bucket);
+    }
+    let bucket = Rc::new(store::open(name).map_err(describe)?);
+    OPENED.with_borrow_mut(|opened| opened.push((name.to_string(), bucket.clone())));
+    Ok(bucket)
+}
+
 impl Table {
     /// The key of the record `id`: zero-padded, so key order is id order.
     pub fn key(id: u64) -> String {
@@ -71,7 +90,7 @@ impl Table {
 
     /// Opens the bucket `name`.
     pub fn open(name: &str) -> Result<Self, StorageError> {
-        Ok(Self { bucket: store::open(name).map_err(describe)?, name: name.to_string() })
+        Ok(Self { bucket: opened(name)?, name: name.to_string() })
     }
 
     /// A fresh id: 1, 2, 3... in order of creation, never reused, even after deletes,
@@ -79,7 +98,7 @@ impl Table {
     /// sequence: no durable write of its own, so a create costs one commit, the record's.
     pub fn next_id(&self) -> Result<u64, StorageError> {
         // The counter has a bucket of its own so that listing the records never meets it.
-        let counters = store::open(&format!("{}-counters", self.name)).map_err(describe)?;
+        let counters = opened(&format!("{}-counters", self.name))?;
         sequences::next(&counters, NEXT_ID).map_err(describe)
     }
 

@@ -47,6 +47,13 @@ pub(crate) async fn serve(
             return response;
         }
     };
+    // The body is read whole: the guest gets it with its length, as if declared. `wasi:http`
+    // hides `transfer-encoding` from guests, so a chunked body would otherwise look absent to
+    // one that trusts RFC 9112's rule (no length and no transfer coding: no body).
+    if !body.is_empty() || parts.headers.contains_key(header::CONTENT_LENGTH) {
+        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
+    parts.headers.remove(header::TRANSFER_ENCODING);
     if !parts.headers.contains_key(header::HOST) && parts.uri.authority().is_none() {
         parts.headers.insert(header::HOST, HeaderValue::from_static("localhost"));
     }

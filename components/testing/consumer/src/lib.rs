@@ -68,6 +68,10 @@ fn route(request: Request) -> Answer {
             }),
         ),
         [_, "absent-plain"] => Response::text(200, test::absent::api::ping_plain()),
+        [_, "body"] => Response::json(
+            200,
+            &serde_json::json!({"read": request.body.len(), "content-length": request.header("content-length")}),
+        ),
         _ => Response::not_found(&request.path),
     })
 }
