@@ -84,16 +84,13 @@ impl Request {
 
 /// Whether the request may have a body, so that reading it (host calls and a wait) is
 /// skipped when it cannot. In HTTP/1.1 a request has one only with a `content-length` other
-/// than 0 or a transfer coding (RFC 9112, section 6.3), but `wasi:http` hides
-/// `transfer-encoding` from guests. Trellis gives every request body it passes on its length;
-/// other hosts may not, so methods that usually carry a body are always read.
+/// than 0 or a transfer coding (RFC 9112, section 6.3), but `wasi:http` never shows a guest
+/// `transfer-encoding`. Trellis gives every request body it passes on its length; other hosts
+/// may not, so methods that usually carry a body are always read.
 fn has_body(method: &str, headers: &[(String, Vec<u8>)]) -> bool {
     let usually_bodiless = matches!(method, "GET" | "HEAD" | "DELETE" | "OPTIONS");
     !usually_bodiless
-        || headers.iter().any(|(name, value)| {
-            (name.eq_ignore_ascii_case("content-length") && value.as_slice() != b"0")
-                || name.eq_ignore_ascii_case("transfer-encoding")
-        })
+        || headers.iter().any(|(name, value)| name.eq_ignore_ascii_case("content-length") && value.as_slice() != b"0")
 }
 
 fn read_body(incoming: &IncomingRequest) -> Result<Vec<u8>, String> {

@@ -106,13 +106,8 @@ impl Inner {
                 Err(topic) => unstored.push(topic),
             }
         }
-        let (linked, size) = match records.is_empty() {
-            true => (None, 0),
-            false => {
-                let (linked, size) = Log::appending(&records);
-                (Some(linked), size)
-            }
-        };
+        let appending = (!records.is_empty()).then(|| Log::appending(&records));
+        let (linked, size) = appending.map_or((None, 0), |(linked, size)| (Some(linked), size));
         let appended = records.len();
         let topics: Vec<String> = records.into_iter().map(|record| record.topic).chain(unstored).collect();
         let bus = Arc::downgrade(&self);
