@@ -67,6 +67,9 @@ fn every_acknowledged_write_survives_a_kill_9_and_restart() {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let acked = writer.join().unwrap();
         let host = host.restart();
+        let recovered = "storage recovered the writes its journal held";
+        let log = host.log_when(|log| log.contains(recovered));
+        assert!(log.contains(recovered), "the restart replays the journal: {log}");
         for (id, email) in &acked {
             let reply = host.get(&format!("/api/v1/users/{id}"));
             assert_eq!(reply.status, 200, "acknowledged user {id} was lost");
@@ -230,4 +233,5 @@ fn the_data_folder_the_database_and_the_compile_cache_are_the_hosts_users_alone(
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("cache")), 0o700);
     assert_eq!(mode(&data.join("store.redb")), 0o600);
+    assert_eq!(mode(&data.join("store.journal")), 0o600);
 }

@@ -12,8 +12,9 @@ use redb::{ReadableTable, TableDefinition};
 
 use super::entry_key::EntryKey;
 use super::error::StorageError;
+use super::journal::Journal;
 use super::pending::{Pending, Seen};
-use crate::config::Limits;
+use super::quota::Quota;
 
 /// (namespace, bucket, key) -> value.
 pub(super) const ENTRIES: TableDefinition<EntryKey, &[u8]> = TableDefinition::new("kv");
@@ -22,44 +23,9 @@ pub(super) const ENTRIES: TableDefinition<EntryKey, &[u8]> = TableDefinition::ne
 pub(super) const USAGE: TableDefinition<&str, (u64, u64)> = TableDefinition::new("usage");
 
 pub(super) type Entries<'txn> = redb::Table<'txn, EntryKey, &'static [u8]>;
+pub(super) type StoredEntries = redb::ReadOnlyTable<EntryKey, &'static [u8]>;
 type UsageTable<'txn> = redb::Table<'txn, &'static str, (u64, u64)>;
-
-/// What one component may keep in storage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Quota {
-    pub(crate) max_key_bytes: usize,
-    pub(crate) max_value_bytes: usize,
-    pub(crate) max_keys: u64,
-    pub(crate) max_bytes: u64,
-}
-
-impl Quota {
-    pub(crate) fn of(limits: &Limits) -> Self {
-        Self {
-            max_key_bytes: limits.max_key_bytes,
-            max_value_bytes: limits.max_value_bytes,
-            max_keys: limits.max_keys,
-            max_bytes: limits.max_storage_mib.saturating_mul(1024 * 1024),
-        }
-    }
-
-    /// No limit: for the host's own bookkeeping writes, and tests of everything else.
-    pub(crate) const NONE: Quota =
-        Quota { max_key_bytes: usize::MAX, max_value_bytes: usize::MAX, max_keys: u64::MAX, max_bytes: u64::MAX };
-
-    pub(super) fn check_entry(&self, key: &str, value_len: usize) -> Result<(), StorageError> {
-        if key.len() > self.max_key_bytes {
-            let message = format!("key of {} bytes is over limits.max_key_bytes ({})", key.len(), self.max_key_bytes);
-            return Err(StorageError::Quota(message));
-        }
-        if value_len > self.max_value_bytes {
-            let message =
-                format!("value of {value_len} bytes is over limits.max_value_bytes ({})", self.max_value_bytes);
-            return Err(StorageError::Quota(message));
-        }
-        Ok(())
-    }
-}
+pub(super) type StoredUsage = redb::ReadOnlyTable<&'static str, (u64, u64)>;
 
 /// Where one bucket of one component lives.
 #[derive(Debug, Clone, Copy)]
@@ -157,33 +123,60 @@ pub(super) struct Usage {
 }
 
 impl Usage {
-    fn of(&mut self, table: &UsageTable, namespace: &str) -> Result<(u64, u64), StorageError> {
+    /// What `namespace` uses: as this group left it, else as `recent` groups did, else as stored.
+    fn of(&mut self, recent: &Usage, table: &StoredUsage, namespace: &str) -> Result<(u64, u64), StorageError> {
         if let Some(used) = self.namespaces.get(namespace) {
             return Ok(*used);
         }
-        let used = table.get(namespace)?.map(|v| v.value()).unwrap_or((0, 0));
+        let used = match recent.namespaces.get(namespace) {
+            Some(used) => *used,
+            None => table.get(namespace)?.map(|v| v.value()).unwrap_or((0, 0)),
+        };
         self.namespaces.insert(namespace.to_string(), used);
         Ok(used)
     }
 
-    pub(super) fn save(self, table: &mut UsageTable) -> Result<(), StorageError> {
-        for (namespace, used) in self.namespaces {
-            table.insert(namespace.as_str(), used)?;
+    /// Puts what each namespace now uses into the journal's record.
+    pub(super) fn record(&self, journal: &mut Journal) {
+        for (namespace, (keys, bytes)) in &self.namespaces {
+            journal.usage(namespace, *keys, *bytes);
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.namespaces.is_empty()
+    }
+
+    pub(super) fn set(&mut self, namespace: String, used: (u64, u64)) {
+        self.namespaces.insert(namespace, used);
+    }
+
+    /// Takes in what a later group left.
+    pub(super) fn absorb(&mut self, later: Usage) {
+        self.namespaces.extend(later.namespaces);
+    }
+
+    pub(super) fn save(&self, table: &mut UsageTable) -> Result<(), StorageError> {
+        for (namespace, used) in &self.namespaces {
+            table.insert(namespace.as_str(), *used)?;
         }
         Ok(())
     }
 }
 
-/// What a write reads and changes: the entries as the transaction began, what the writes
-/// before it changed (stored once they are all applied), and what each namespace uses.
-pub(super) struct Tables<'a, 'txn> {
-    pub(super) entries: &'a Entries<'txn>,
+/// What a write reads and changes: the entries as last stored in redb, what the groups since
+/// changed (`recent`), what the writes of this group before it changed (`pending`), and what
+/// each namespace uses, the same three ways.
+pub(super) struct Tables<'a> {
+    pub(super) entries: &'a StoredEntries,
+    pub(super) recent: &'a Pending,
     pub(super) pending: &'a mut Pending,
-    pub(super) usage_table: &'a UsageTable<'txn>,
+    pub(super) usage_table: &'a StoredUsage,
+    pub(super) recent_usage: &'a Usage,
     pub(super) usage: &'a mut Usage,
 }
 
-impl Tables<'_, '_> {
+impl Tables<'_> {
     /// `read` of the value at `key` as the writes before this one left it (None: absent).
     fn read<R>(
         &self,
@@ -192,7 +185,10 @@ impl Tables<'_, '_> {
         read: impl FnOnce(Option<&[u8]>) -> R,
     ) -> Result<R, StorageError> {
         let (namespace, bucket) = scope;
-        match self.pending.get(namespace, bucket, key) {
+        if let Seen::Changed(value) = self.pending.get(namespace, bucket, key) {
+            return Ok(read(value));
+        }
+        match self.recent.get(namespace, bucket, key) {
             Seen::Changed(value) => Ok(read(value)),
             Seen::Untouched => Ok(read(self.entries.get((namespace, bucket, key))?.as_ref().map(|v| v.value()))),
         }
@@ -328,7 +324,7 @@ impl Write {
         slots: &Slots,
         appended: &[(String, &[u8])],
     ) -> Result<Result<(), StorageError>, StorageError> {
-        let before = t.usage.of(t.usage_table, &self.namespace)?;
+        let before = t.usage.of(t.recent_usage, t.usage_table, &self.namespace)?;
         let (mut keys, mut bytes) = before;
         for (key, value) in appended {
             keys += 1;

@@ -2,10 +2,12 @@
 //! committing and commits them together, so concurrent writers share one fsync instead of
 //! queueing for one each. A writer queues its write with a one-shot reply and waits for it:
 //! an async writer (a component's host call) awaits it without holding a thread, a
-//! synchronous one blocks. One wake-up per write, and none for writers in between.
+//! synchronous one blocks. One wake-up per write, and none for writers in between. Once
+//! writes stop for [`IDLE`], the committer tidies up (`idle`) until it has nothing left to do.
 
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -14,6 +16,9 @@ use super::error::StorageError;
 
 /// A queued write and where its outcome goes.
 type Queued = (Write, oneshot::Sender<Result<Written, StorageError>>);
+
+/// How long without writes before the committer tidies up.
+const IDLE: Duration = Duration::from_secs(1);
 
 /// The outcomes of a batch, in order, or the failure of the whole commit.
 pub(super) type Outcomes = Result<Vec<Result<Written, StorageError>>, StorageError>;
@@ -28,14 +33,11 @@ pub(super) struct Committer(Receiver<Queued>);
 
 impl Committer {
     /// Starts the committer thread of the database `db`, which commits each batch with
-    /// `commit`; it ends once `db` is dropped.
-    pub(super) fn start<D: Send + Sync + 'static>(
-        self,
-        db: Weak<D>,
-        commit: fn(&D, Vec<Write>) -> Outcomes,
-    ) -> std::io::Result<()> {
+    /// `commit` and, once writes stop, calls `idle` until it answers that nothing is left to
+    /// do; it ends once `db` is dropped.
+    pub(super) fn start<D: Send + Sync + 'static>(self, db: Weak<D>, calls: Calls<D>) -> std::io::Result<()> {
         let queued = self.0;
-        std::thread::Builder::new().name("trellis-commit".into()).spawn(move || run(&queued, &db, commit))?;
+        std::thread::Builder::new().name("trellis-commit".into()).spawn(move || run(&queued, &db, calls))?;
         Ok(())
     }
 }
@@ -55,14 +57,37 @@ impl GroupCommit {
     }
 }
 
+/// What the committer calls: `commit` with each batch, and `idle` once writes stop, which
+/// answers whether something is still left to do.
+pub(super) struct Calls<D> {
+    pub(super) commit: fn(&D, Vec<Write>) -> Outcomes,
+    pub(super) idle: fn(&D) -> bool,
+}
+
 /// Waits for writes, then commits the first with every write queued behind it, until the
 /// database is dropped.
-fn run<D>(queued: &Receiver<Queued>, db: &Weak<D>, commit: fn(&D, Vec<Write>) -> Outcomes) {
-    while let Ok(first) = queued.recv() {
+fn run<D>(queued: &Receiver<Queued>, db: &Weak<D>, calls: Calls<D>) {
+    let mut untidy = false;
+    loop {
+        let first = if untidy {
+            match queued.recv_timeout(IDLE) {
+                Ok(first) => first,
+                Err(RecvTimeoutError::Timeout) => {
+                    let Some(db) = db.upgrade() else { return };
+                    untidy = (calls.idle)(&db);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            let Ok(first) = queued.recv() else { return };
+            first
+        };
+        untidy = true;
         let batch: Vec<Queued> = std::iter::once(first).chain(queued.try_iter()).collect();
         let Some(db) = db.upgrade() else { return };
         let (writes, replies): (Vec<Write>, Vec<_>) = batch.into_iter().unzip();
-        let results = match commit(&db, writes) {
+        let results = match (calls.commit)(&db, writes) {
             Ok(results) => results,
             Err(e) => replies.iter().map(|_| Err(e.clone())).collect(),
         };

@@ -2,28 +2,32 @@
 //! sequences) for every component: the capability ([`Namespace`], one per component, named
 //! after it), its view on a Store ([`KeyValueView`]), the WIT implementation on that view
 //! (`host`), the embedded redb backend (`redb_backend`) with the writes it applies
-//! (`changes`), what a group's writes changed until it is stored (`pending`), its table's key
-//! (`entry_key`), its group commit (`group`), its sequences (`reserved`) and its errors
-//! (`error`), and the cluster's backend on JetStream key-value (`jetstream`), which applies
-//! the same writes with the same meaning. The bucket identifiers a component opens are its
-//! own to choose.
+//! (`changes`) within each component's quota (`quota`), what a group's writes changed until
+//! it is stored (`pending`), its table's key (`entry_key`), its group commit (`group`), how
+//! groups become durable through a journal and reach redb (`durable`, `journal`), its
+//! sequences (`reserved`) and its errors (`error`), and the cluster's backend on JetStream
+//! key-value (`jetstream`), which applies the same writes with the same meaning. The bucket
+//! identifiers a component opens are its own to choose.
 
 pub(crate) mod changes;
+mod durable;
 mod entry_key;
 mod error;
 mod group;
 mod host;
 mod jetstream;
+mod journal;
 mod pending;
+mod quota;
 mod redb_backend;
 mod reserved;
 pub(crate) mod resources;
 
-pub(crate) use changes::Quota;
 pub(crate) use changes::{Linked, Op, Scope, Written};
 pub(crate) use error::StorageError;
 pub(crate) use host::{ops_of, write_answer};
 pub(crate) use jetstream::{SharedStorage, replicated_stream, safe_name};
+pub(crate) use quota::Quota;
 pub use redb_backend::Storage;
 
 use std::sync::Arc;

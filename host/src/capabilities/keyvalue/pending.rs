@@ -1,13 +1,15 @@
-//! What the writes of one group commit changed so far, kept in memory until the transaction
-//! ends. Writes read through it before the table, and it is stored once, in key order, after
-//! the last write: a key that many writes of a group change (an index's count, a total, the
-//! bus's counter) is looked up and stored once per commit instead of once per write, and the
-//! B-tree is changed from left to right.
+//! Changed keys kept in memory, in key order: what the writes of one group commit changed so
+//! far (writes read through it before the database), and what every group changed since the
+//! last durable commit to redb (every read looks there first). A key that many writes change
+//! (an index's count, a total, the bus's counter) is stored once per durable commit instead
+//! of once per write, and the B-tree is changed from left to right.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use super::changes::Entries;
 use super::error::StorageError;
+use super::journal::Journal;
 
 /// key -> its value now (None: deleted).
 type Keys = BTreeMap<String, Option<Vec<u8>>>;
@@ -47,8 +49,45 @@ impl Pending {
         keys.insert(key, value);
     }
 
+    pub(super) fn is_empty(&self) -> bool {
+        self.namespaces.is_empty()
+    }
+
+    /// The changed keys of (namespace, bucket) from `from` on, in key order.
+    pub(super) fn range<'a>(
+        &'a self,
+        namespace: &str,
+        bucket: &str,
+        from: &'a str,
+    ) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
+        let keys = self.namespaces.get(namespace).and_then(|buckets| buckets.get(bucket));
+        let bounds = (Bound::Included(from), Bound::Unbounded);
+        keys.into_iter().flat_map(move |keys| keys.range::<str, _>(bounds).map(|(k, v)| (k.as_str(), v.as_deref())))
+    }
+
+    /// Takes in the changes of a later group: where both changed a key, the later wins.
+    pub(super) fn absorb(&mut self, later: Pending) {
+        for (namespace, buckets) in later.namespaces {
+            let mine = self.namespaces.entry(namespace).or_default();
+            for (bucket, keys) in buckets {
+                mine.entry(bucket).or_default().extend(keys);
+            }
+        }
+    }
+
+    /// Puts every change into the journal's record.
+    pub(super) fn record(&self, journal: &mut Journal) {
+        for (namespace, buckets) in &self.namespaces {
+            for (bucket, keys) in buckets {
+                for (key, value) in keys {
+                    journal.entry(namespace, bucket, key, value.as_deref());
+                }
+            }
+        }
+    }
+
     /// Stores every change, in key order.
-    pub(super) fn save(self, entries: &mut Entries) -> Result<(), StorageError> {
+    pub(super) fn save(&self, entries: &mut Entries) -> Result<(), StorageError> {
         for (namespace, buckets) in &self.namespaces {
             for (bucket, keys) in buckets {
                 for (key, value) in keys {

@@ -1,28 +1,23 @@
-//! The durable backend behind `wasi:keyvalue`: one redb file in the data folder, readable
-//! only by the host's user. Every key lives under (namespace, bucket), the namespace being the
-//! component's name, so components never see each other's data. Writes are durable when they
-//! return: each waits for the fsync of a transaction holding it. Writes that arrive while a
-//! commit is under way are applied together in the next transaction (group commit, `group`),
-//! so concurrent writers share one fsync instead of queueing for one each.
-//!
-//! A commit that fails (a full disk, an I/O error) fails the writes it held and nothing else:
-//! redb refuses every later transaction after an I/O error, so the database is closed and
-//! opened again (redb repairs it to its last commit), at once and, while that fails, before
-//! each later write. Storage works again as soon as the disk does, without a restart.
+//! The durable backend behind `wasi:keyvalue`: one redb file in the data folder and its
+//! journal beside it, readable only by the host's user. Every key lives under (namespace,
+//! bucket), the namespace being the component's name, so components never see each other's
+//! data. Writes are durable when they return. Writes that arrive while a group is being
+//! committed are applied together in the next group (group commit, `group`), which one
+//! synced journal record makes durable (`durable`). A read sees every write acknowledged
+//! before it began: it looks at what the groups since the last durable commit to redb
+//! changed, then at redb.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwapOption;
-use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableError};
+use redb::{AccessGuard, Database, ReadableDatabase};
 
-use super::changes::{ENTRIES, Linked, Op, Scope, Tables, USAGE, Usage, Write, Written, recount};
-use super::entry_key;
+use super::changes::{ENTRIES, Linked, Op, Scope, Write, Written};
+use super::durable::Inner;
+use super::entry_key::EntryKey;
 use super::error::StorageError;
-use super::group::{self, GroupCommit, Outcomes};
-use super::pending::Pending;
-use super::reserved::Sequences;
+use super::group;
+use super::pending::Seen;
 
 /// Keys returned by one `list-keys` page: enough to page through large buckets without
 /// building huge lists in one call.
@@ -40,16 +35,7 @@ pub(crate) enum Swap {
 /// The database, shared by every Store.
 #[derive(Clone)]
 pub struct Storage {
-    inner: Arc<Inner>,
-}
-
-pub(super) struct Inner {
-    path: PathBuf,
-    cache_bytes: usize,
-    /// Empty while the database is being opened again after an I/O error.
-    db: ArcSwapOption<Database>,
-    group: GroupCommit,
-    sequences: Sequences,
+    pub(super) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -58,27 +44,11 @@ impl std::fmt::Debug for Storage {
     }
 }
 
-/// How long reopening waits for reads still using the failed database.
-const REOPEN_WAIT: Duration = Duration::from_secs(5);
-
 impl Storage {
     /// Opens (or creates, readable only by this user) the database at `path`, with a page
     /// cache of at most `cache_bytes`.
     pub fn open(path: &Path, cache_bytes: usize) -> Result<Self, StorageError> {
-        let db = open_database(path, cache_bytes)?;
-        let (group, committer) = GroupCommit::new();
-        let inner = Inner {
-            path: path.to_path_buf(),
-            cache_bytes,
-            db: ArcSwapOption::from_pointee(db),
-            group,
-            sequences: Sequences::default(),
-        };
-        let inner = Arc::new(inner);
-        committer
-            .start(Arc::downgrade(&inner), Inner::commit)
-            .map_err(|e| StorageError::Database(format!("cannot start the committer thread: {e}")))?;
-        Ok(Self { inner })
+        Ok(Self { inner: Inner::open(path, cache_bytes)? })
     }
 
     /// The next number of the sequence at `key` if its reserved block has one left (no
@@ -102,17 +72,23 @@ impl Storage {
     }
 
     pub(crate) fn get(&self, scope: Scope, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        if let Seen::Changed(value) = self.inner.recent().entries.get(scope.namespace, scope.bucket, key) {
+            return Ok(value.map(<[u8]>::to_vec));
+        }
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(ENTRIES)?;
         Ok(table.get((scope.namespace, scope.bucket, key))?.map(|v| v.value().to_vec()))
     }
 
     pub(crate) fn get_many(&self, scope: Scope, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        let recent = self.inner.recent();
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(ENTRIES)?;
-        keys.iter()
-            .map(|key| Ok(table.get((scope.namespace, scope.bucket, key.as_str()))?.map(|v| v.value().to_vec())))
-            .collect()
+        let get = |key: &str| match recent.entries.get(scope.namespace, scope.bucket, key) {
+            Seen::Changed(value) => Ok(value.map(<[u8]>::to_vec)),
+            Seen::Untouched => Ok(table.get((scope.namespace, scope.bucket, key))?.map(|v| v.value().to_vec())),
+        };
+        keys.iter().map(|key| get(key)).collect()
     }
 
     #[cfg(test)]
@@ -176,14 +152,45 @@ impl Storage {
         skip: usize,
         mut visit: impl FnMut(&str, &[u8]) -> bool,
     ) -> Result<(), StorageError> {
+        let recent = self.inner.recent();
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(ENTRIES)?;
         let from = after.filter(|a| *a > prefix).unwrap_or(prefix);
-        let entries = table.range((scope.namespace, scope.bucket, from)..)?;
-        for entry in entries.skip_while(|e| e.as_ref().is_ok_and(|(k, _)| Some(k.value().2) == after)).skip(skip) {
-            let (k, v) = entry?;
-            let (ns, bucket, key) = k.value();
-            if ns != scope.namespace || bucket != scope.bucket || !key.starts_with(prefix) || !visit(key, v.value()) {
+        let mut changed = recent.entries.range(scope.namespace, scope.bucket, from).peekable();
+        let mut stored = table.range((scope.namespace, scope.bucket, from)..)?;
+        let mut head = next_in(&mut stored, scope)?;
+        let mut skipped = 0;
+        loop {
+            // The next key of both in order; where both hold it, the recent change wins.
+            let on_disk = head.as_ref().map(|(k, v)| (k.value().2, v.value()));
+            let recent_first = match (on_disk, changed.peek()) {
+                (None, None) => break,
+                (Some((stored_key, _)), Some((changed_key, _))) => changed_key <= &stored_key,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+            };
+            let (key, value, both) = match (recent_first, on_disk) {
+                (true, _) => {
+                    let (key, value) = changed.next().expect("peeked");
+                    (key, value, on_disk.is_some_and(|(stored_key, _)| stored_key == key))
+                }
+                (false, Some((key, value))) => (key, Some(value), true),
+                (false, None) => unreachable!("chosen only when stored"),
+            };
+            let go_on = match value {
+                None => true, // deleted since the last durable commit
+                Some(_) if Some(key) == after => true,
+                Some(_) if !key.starts_with(prefix) => false,
+                Some(_) if skipped < skip => {
+                    skipped += 1;
+                    true
+                }
+                Some(value) => visit(key, value),
+            };
+            if both {
+                head = next_in(&mut stored, scope)?;
+            }
+            if !go_on {
                 break;
             }
         }
@@ -237,94 +244,17 @@ impl Storage {
     }
 }
 
-impl Inner {
-    fn db(&self) -> Result<Arc<Database>, StorageError> {
-        self.db.load_full().ok_or_else(|| {
-            StorageError::Database("the database is being reopened after an I/O error; retry shortly".into())
-        })
-    }
+type Stored<'t> = (AccessGuard<'t, EntryKey>, AccessGuard<'t, &'static [u8]>);
 
-    /// Closes and opens the database again after an I/O error, once no read is using it.
-    /// Called by the committer only.
-    fn reopen(&self) -> Result<(), StorageError> {
-        if let Some(old) = self.db.swap(None) {
-            let waited = Instant::now();
-            while Arc::strong_count(&old) > 1 && waited.elapsed() < REOPEN_WAIT {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            drop(old);
-        }
-        let db = open_database(&self.path, self.cache_bytes)?;
-        self.db.store(Some(Arc::new(db)));
-        tracing::info!(path = %self.path.display(), "storage reopened after an I/O error");
-        Ok(())
-    }
-
-    /// Applies `writes` in order in one durable transaction. A write refused on its own (an
-    /// increment of a non-integer, a quota) changes nothing and fails alone; a failure of the
-    /// database fails them all, nothing is written, and after an I/O error the database is
-    /// opened again.
-    fn commit(&self, writes: Vec<Write>) -> Outcomes {
-        if self.db.load().is_none() {
-            self.reopen()?;
-        }
-        let db = self.db()?;
-        let committed = Self::commit_to(&db, &writes);
-        if committed.is_err() && matches!(db.begin_write(), Err(redb::TransactionError::Storage(_))) {
-            drop(db);
-            if let Err(e) = self.reopen() {
-                tracing::warn!(error = %e, "storage could not be reopened yet; the next write tries again");
-            }
-        }
-        committed
-    }
-
-    fn commit_to(db: &Database, writes: &[Write]) -> Result<Vec<Result<Written, StorageError>>, StorageError> {
-        let txn = db.begin_write()?;
-        let results = {
-            let mut entries = txn.open_table(ENTRIES)?;
-            let mut usage_table = txn.open_table(USAGE)?;
-            let (mut usage, mut pending) = (Usage::default(), Pending::default());
-            let results = {
-                let mut tables =
-                    Tables { entries: &entries, pending: &mut pending, usage_table: &usage_table, usage: &mut usage };
-                writes.iter().map(|write| write.apply(&mut tables)).collect::<Result<Vec<_>, _>>()?
-            };
-            pending.save(&mut entries)?;
-            usage.save(&mut usage_table)?;
-            results
-        };
-        txn.commit()?;
-        Ok(results)
-    }
-}
-
-/// Opens the database file, made readable by this user only, with the usage table present.
-fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, StorageError> {
-    private_file(path).map_err(|e| StorageError::Database(format!("cannot create {}: {e}", path.display())))?;
-    let db = Database::builder().set_cache_size(cache_bytes).create(path)?;
-    entry_key::move_str_entries(&db, ENTRIES)?;
-    let txn = db.begin_write()?;
-    {
-        let entries = txn.open_table(ENTRIES)?;
-        let counted = match txn.open_table(USAGE) {
-            Ok(table) => !table.is_empty()? || entries.is_empty()?,
-            Err(TableError::TableDoesNotExist(_)) => false,
-            Err(e) => return Err(e.into()),
-        };
-        if !counted {
-            recount(&entries)?.save(&mut txn.open_table(USAGE)?)?;
-        }
-    }
-    txn.commit()?;
-    Ok(db)
-}
-
-/// Creates `path` if missing, with mode 0600, and narrows it to 0600 if it exists.
-fn private_file(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+/// The next stored entry of `scope`, if there is one.
+fn next_in<'t>(
+    range: &mut redb::Range<'t, EntryKey, &'static [u8]>,
+    scope: Scope,
+) -> Result<Option<Stored<'t>>, StorageError> {
+    let Some(entry) = range.next() else { return Ok(None) };
+    let (k, v) = entry?;
+    let (namespace, bucket, _) = k.value();
+    Ok((namespace == scope.namespace && bucket == scope.bucket).then_some((k, v)))
 }
 
 #[cfg(test)]

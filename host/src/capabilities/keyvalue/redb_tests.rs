@@ -2,7 +2,7 @@
 //! sequences.
 use super::*;
 use crate::capabilities::keyvalue::Quota;
-use crate::capabilities::keyvalue::changes::{Linked, Op};
+use crate::capabilities::keyvalue::changes::{Linked, Op, USAGE};
 
 const CACHE: usize = 4 * 1024 * 1024;
 

@@ -7,8 +7,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::changes::{Op, Quota, Scope, Written};
+use super::changes::{Op, Scope, Written};
 use super::error::StorageError;
+use super::quota::Quota;
 
 /// Numbers reserved per durable write: at a few thousand ids a second, a few commits.
 pub(super) const BLOCK: i64 = 128;

@@ -25,7 +25,8 @@ use std::sync::Arc;
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 
-use super::changes::{Op, Quota, Written};
+use super::Quota;
+use super::changes::{Op, Written};
 use super::error::StorageError;
 
 /// The backend: a connection to NATS and the buckets opened so far.

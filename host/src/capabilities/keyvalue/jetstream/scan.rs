@@ -11,7 +11,7 @@ use async_nats::jetstream::consumer::{DeliverPolicy, ReplayPolicy, push};
 use futures::StreamExt;
 
 use super::{Bucket, SharedStorage, deleted, names, unreachable_nats};
-use crate::capabilities::keyvalue::changes::Quota;
+use crate::capabilities::keyvalue::Quota;
 use crate::capabilities::keyvalue::error::StorageError;
 use crate::capabilities::keyvalue::redb_backend::LIST_PAGE;
 

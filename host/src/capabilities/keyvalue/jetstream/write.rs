@@ -15,7 +15,8 @@ use async_nats::HeaderMap;
 use serde::Deserialize;
 
 use super::{Bucket, Current, OPERATION, names, payload};
-use crate::capabilities::keyvalue::changes::{Op, Quota, Written, incremented};
+use crate::capabilities::keyvalue::Quota;
+use crate::capabilities::keyvalue::changes::{Op, Written, incremented};
 use crate::capabilities::keyvalue::error::StorageError;
 
 /// How often a write starts again because other hosts changed its keys meanwhile.
