@@ -233,5 +233,6 @@ fn the_data_folder_the_database_and_the_compile_cache_are_the_hosts_users_alone(
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("cache")), 0o700);
     assert_eq!(mode(&data.join("store.redb")), 0o600);
-    assert_eq!(mode(&data.join("store.journal")), 0o600);
+    assert_eq!(mode(&data.join("store.journal-a")), 0o600);
+    assert_eq!(mode(&data.join("store.journal-b")), 0o600);
 }

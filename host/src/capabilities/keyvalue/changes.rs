@@ -13,7 +13,7 @@ use redb::{ReadableTable, TableDefinition};
 use super::entry_key::EntryKey;
 use super::error::StorageError;
 use super::journal::Journal;
-use super::pending::{Pending, Seen};
+use super::pending::{Layers, Pending, Seen};
 use super::quota::Quota;
 
 /// (namespace, bucket, key) -> value.
@@ -123,12 +123,13 @@ pub(super) struct Usage {
 }
 
 impl Usage {
-    /// What `namespace` uses: as this group left it, else as `recent` groups did, else as stored.
-    fn of(&mut self, recent: &Usage, table: &StoredUsage, namespace: &str) -> Result<(u64, u64), StorageError> {
+    /// What `namespace` uses: as this group left it, else as the `recent` groups did (the
+    /// newer first), else as stored.
+    fn of(&mut self, recent: [&Usage; 2], table: &StoredUsage, namespace: &str) -> Result<(u64, u64), StorageError> {
         if let Some(used) = self.namespaces.get(namespace) {
             return Ok(*used);
         }
-        let used = match recent.namespaces.get(namespace) {
+        let used = match recent.iter().find_map(|usage| usage.namespaces.get(namespace)) {
             Some(used) => *used,
             None => table.get(namespace)?.map(|v| v.value()).unwrap_or((0, 0)),
         };
@@ -169,10 +170,10 @@ impl Usage {
 /// each namespace uses, the same three ways.
 pub(super) struct Tables<'a> {
     pub(super) entries: &'a StoredEntries,
-    pub(super) recent: &'a Pending,
+    pub(super) recent: Layers<'a>,
     pub(super) pending: &'a mut Pending,
     pub(super) usage_table: &'a StoredUsage,
-    pub(super) recent_usage: &'a Usage,
+    pub(super) recent_usage: [&'a Usage; 2],
     pub(super) usage: &'a mut Usage,
 }
 

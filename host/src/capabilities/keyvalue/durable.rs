@@ -2,23 +2,27 @@
 //!
 //! The committer thread applies each group of writes (`group`) against what is stored, and
 //! makes it durable with one journal record (`journal`): written and synced before any of
-//! the group's writers hears back. The group's changes then join `recent`, in memory, which
-//! every read looks at before the database. Once the journal is due (a few MiB or a thousand
-//! records), everything `recent` holds is stored in redb in one durable commit, key by key in
-//! order, and the journal starts over. So redb changes its pages once per checkpoint instead
-//! of once per group: a count that every order changes is written once, not thousands of
-//! times. After a crash, redb opens at its last durable commit and the journal's records
-//! bring back the rest.
+//! the group's writers hears back. The group's changes then join the `fresh` ones in
+//! memory, which every read looks at before the database. Once the journal's active file is
+//! due (a few MiB or a few hundred records), they are `frozen` and a thread of its own stores
+//! them in redb in one durable commit, key by key in order, while new groups go on into an
+//! empty `fresh` and the journal's other file; the frozen changes are read, after the fresh
+//! ones, until redb holds them. So redb changes its pages once per such commit instead of once per
+//! group (a count that every order changes is written once, not thousands of times), and
+//! no writer waits for it. After a crash, redb opens at its last durable commit and the
+//! journal's records bring back the rest. Once writes stop for a second, and on a clean
+//! stop, redb alone holds everything.
 //!
-//! A checkpoint that fails (a full disk, an I/O error) fails no writer: what it held stays in
-//! `recent` and in the journal, and the next group tries again. redb refuses every later
-//! transaction after an I/O error, so the database is then closed and opened again (redb
-//! repairs it to its last durable commit) and the journal is replayed into it, at once and,
-//! while that fails, before each later write. A journal that cannot be written fails the
-//! group it was writing and nothing else.
+//! A durable commit to redb that fails (a full disk, an I/O error) fails no writer: what it
+//! held stays frozen, in memory and in the journal, and is tried again. redb refuses every
+//! later transaction after an I/O error, so the database is then closed and opened again
+//! (redb repairs it to its last durable commit) and the journal is replayed into it, at once
+//! and, while that fails, before each later write. A journal record that cannot be written
+//! fails the group it holds and nothing else.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -29,13 +33,13 @@ use super::entry_key;
 use super::error::StorageError;
 use super::group::{Calls, GroupCommit, Outcomes};
 use super::journal::{Change, Journal};
-use super::pending::Pending;
+use super::pending::{Layers, Pending};
 use super::reserved::Sequences;
 
 /// How long reopening waits for reads still using the failed database.
 const REOPEN_WAIT: Duration = Duration::from_secs(5);
 
-/// What the groups since the last durable commit changed: every read looks here first.
+/// What groups changed since the last durable commit to redb.
 #[derive(Default)]
 pub(super) struct Recent {
     pub(super) entries: Pending,
@@ -48,14 +52,38 @@ impl Recent {
     }
 }
 
+/// What a read looks at before redb: the fresh changes, then the frozen ones being stored.
+pub(super) struct Unstored<'a> {
+    fresh: RwLockReadGuard<'a, Recent>,
+    frozen: Arc<Recent>,
+}
+
+impl Unstored<'_> {
+    pub(super) fn entries(&self) -> Layers<'_> {
+        Layers { newer: &self.fresh.entries, older: &self.frozen.entries }
+    }
+
+    fn usage(&self) -> [&Usage; 2] {
+        [&self.fresh.usage, &self.frozen.usage]
+    }
+}
+
+/// The committer's own state.
+struct Committer {
+    journal: Journal,
+    /// The thread storing the frozen changes, while it runs.
+    storing: Option<JoinHandle<Result<(), StorageError>>>,
+}
+
 pub(super) struct Inner {
     path: PathBuf,
     cache_bytes: usize,
     /// Empty while the database is being opened again after an I/O error.
     db: ArcSwapOption<Database>,
-    recent: RwLock<Recent>,
-    /// The committer's alone.
-    journal: Mutex<Journal>,
+    fresh: RwLock<Recent>,
+    /// Empty once redb holds them.
+    frozen: Arc<RwLock<Arc<Recent>>>,
+    committer: Mutex<Committer>,
     pub(super) group: GroupCommit,
     pub(super) sequences: Sequences,
 }
@@ -72,8 +100,9 @@ impl Inner {
             path: path.to_path_buf(),
             cache_bytes,
             db: ArcSwapOption::from_pointee(db),
-            recent: RwLock::default(),
-            journal: Mutex::new(journal),
+            fresh: RwLock::default(),
+            frozen: Arc::default(),
+            committer: Mutex::new(Committer { journal, storing: None }),
             group,
             sequences: Sequences::default(),
         });
@@ -89,14 +118,16 @@ impl Inner {
         })
     }
 
-    /// What the groups since the last durable commit changed. Read it before the database:
-    /// a checkpoint stores it in the database before emptying it.
-    pub(super) fn recent(&self) -> RwLockReadGuard<'_, Recent> {
-        self.recent.read().unwrap_or_else(PoisonError::into_inner)
+    /// What the groups since the last durable commit to redb changed. Look here before redb
+    /// (open redb's transaction after this): changes leave it only once redb holds them.
+    pub(super) fn unstored(&self) -> Unstored<'_> {
+        let fresh = self.fresh.read().unwrap_or_else(PoisonError::into_inner);
+        let frozen = self.frozen.read().unwrap_or_else(PoisonError::into_inner).clone();
+        Unstored { fresh, frozen }
     }
 
     /// Closes and opens the database again after an I/O error, once no read is using it, and
-    /// stores what the journal holds. Called by the committer only.
+    /// stores what the journal holds. Called by the committer only, with no store running.
     fn reopen(&self, journal: &mut Journal) -> Result<(), StorageError> {
         if let Some(old) = self.db.swap(None) {
             let waited = Instant::now();
@@ -108,7 +139,8 @@ impl Inner {
         let db = open_database(&self.path, self.cache_bytes)?;
         let changes = journal.recover().map_err(journal_error)?;
         recover(&db, journal, changes)?;
-        *self.recent.write().unwrap_or_else(PoisonError::into_inner) = Recent::default();
+        *self.fresh.write().unwrap_or_else(PoisonError::into_inner) = Recent::default();
+        *self.frozen.write().unwrap_or_else(PoisonError::into_inner) = Arc::default();
         self.db.store(Some(Arc::new(db)));
         tracing::info!(path = %self.path.display(), "storage reopened after an I/O error");
         Ok(())
@@ -118,28 +150,30 @@ impl Inner {
     /// (an increment of a non-integer, a quota) changes nothing and fails alone; a failure of
     /// the database or of the journal fails them all, and nothing is written.
     pub(super) fn commit(&self, writes: Vec<Write>) -> Outcomes {
-        let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut committer = self.committer.lock().unwrap_or_else(PoisonError::into_inner);
+        self.stored(&mut committer);
         if self.db.load().is_none() {
-            self.reopen(&mut journal)?;
+            self.reopen(&mut committer.journal)?;
         }
         let db = self.db()?;
-        let results = self.apply(&db, &mut journal, &writes)?;
-        if journal.due() {
-            self.checkpoint(db, &mut journal);
+        let results = self.apply(&db, &mut committer.journal, &writes)?;
+        if committer.journal.due() {
+            self.store_in_background(&mut committer, db);
         }
         Ok(results)
     }
 
-    /// Once writes stop: stores what `recent` holds, so that the database alone holds
-    /// everything while the host is idle. Answers whether something is still left (it failed).
+    /// Once writes stop: has redb store what is fresh, so that it alone holds everything while
+    /// the host is idle. Answers whether something is left to do.
     fn idle(&self) -> bool {
-        let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
-        let Ok(db) = self.db() else { return true };
-        if self.recent().is_empty() {
-            return false;
+        let mut committer = self.committer.lock().unwrap_or_else(PoisonError::into_inner);
+        self.stored(&mut committer);
+        if let Ok(db) = self.db()
+            && !self.unstored().fresh.is_empty()
+        {
+            self.store_in_background(&mut committer, db);
         }
-        self.checkpoint(db, &mut journal);
-        !self.recent().is_empty()
+        committer.storing.is_some() || !self.unstored().frozen.is_empty() || self.db().is_err()
     }
 
     fn apply(
@@ -152,13 +186,13 @@ impl Inner {
         let (entries, usage_table) = (txn.open_table(ENTRIES)?, txn.open_table(USAGE)?);
         let (mut pending, mut usage) = (Pending::default(), Usage::default());
         let results = {
-            let recent = self.recent();
+            let unstored = self.unstored();
             let mut tables = Tables {
                 entries: &entries,
-                recent: &recent.entries,
+                recent: unstored.entries(),
                 pending: &mut pending,
                 usage_table: &usage_table,
-                recent_usage: &recent.usage,
+                recent_usage: unstored.usage(),
                 usage: &mut usage,
             };
             writes.iter().map(|write| write.apply(&mut tables)).collect::<Result<Vec<_>, _>>()?
@@ -168,46 +202,78 @@ impl Inner {
         usage.record(journal);
         if !journal.is_empty() {
             journal.append().map_err(journal_error)?;
-            let mut recent = self.recent.write().unwrap_or_else(PoisonError::into_inner);
-            recent.entries.absorb(pending);
-            recent.usage.absorb(usage);
+            let mut fresh = self.fresh.write().unwrap_or_else(PoisonError::into_inner);
+            fresh.entries.absorb(pending);
+            fresh.usage.absorb(usage);
         }
         Ok(results)
     }
 
-    /// Stores what `recent` holds in one durable commit and starts the journal over. On
-    /// failure both keep it; after an I/O error the database is opened again.
-    fn checkpoint(&self, db: Arc<Database>, journal: &mut Journal) {
-        let stored = store(&db, &self.recent());
-        match stored {
-            Ok(()) => {
-                *self.recent.write().unwrap_or_else(PoisonError::into_inner) = Recent::default();
-                journal.restart();
+    /// Starts storing in redb, in a thread of its own, what is frozen (after a failed try) or
+    /// else what is fresh, unless a store is running. Freezing sends the next records to the
+    /// journal's other file, whose records redb holds.
+    fn store_in_background(&self, committer: &mut Committer, db: Arc<Database>) {
+        if committer.storing.is_some() {
+            return;
+        }
+        let frozen = {
+            let mut fresh = self.fresh.write().unwrap_or_else(PoisonError::into_inner);
+            let mut frozen = self.frozen.write().unwrap_or_else(PoisonError::into_inner);
+            if frozen.is_empty() {
+                *frozen = Arc::new(std::mem::take(&mut *fresh));
+                committer.journal.switch();
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "storage could not store its recent writes; its journal keeps them");
-                if matches!(db.begin_write(), Err(redb::TransactionError::Storage(_))) {
-                    drop(db);
-                    if let Err(e) = self.reopen(journal) {
-                        tracing::warn!(error = %e, "storage could not be reopened yet; the next write tries again");
-                    }
-                }
+            frozen.clone()
+        };
+        let holder = self.frozen.clone();
+        let spawned = std::thread::Builder::new().name("trellis-store".into()).spawn(move || {
+            store(&db, &frozen)?;
+            let mut held = holder.write().unwrap_or_else(PoisonError::into_inner);
+            if Arc::ptr_eq(&held, &frozen) {
+                *held = Arc::default();
             }
+            Ok(())
+        });
+        match spawned {
+            Ok(handle) => committer.storing = Some(handle),
+            Err(e) => tracing::warn!(error = %e, "cannot start storing recent writes; the next group tries again"),
+        }
+    }
+
+    /// Collects the background store if it has finished: after an I/O error, the database is
+    /// opened again.
+    fn stored(&self, committer: &mut Committer) {
+        if !committer.storing.as_ref().is_some_and(JoinHandle::is_finished) {
+            return;
+        }
+        let outcome = committer.storing.take().expect("finished").join();
+        let Err(e) = outcome.unwrap_or_else(|_| Err(StorageError::Database("the store thread panicked".into()))) else {
+            return;
+        };
+        tracing::warn!(error = %e, "storage could not store its recent writes; its journal keeps them");
+        let refused = self.db().is_ok_and(|db| matches!(db.begin_write(), Err(redb::TransactionError::Storage(_))));
+        if refused && let Err(e) = self.reopen(&mut committer.journal) {
+            tracing::warn!(error = %e, "storage could not be reopened yet; the next write tries again");
         }
     }
 }
 
 impl Drop for Inner {
-    /// On a clean stop, the database alone holds everything: the journal is empty.
+    /// On a clean stop, the database alone holds everything: the journal is emptied.
     fn drop(&mut self) {
-        let journal = self.journal.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let committer = self.committer.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Some(storing) = committer.storing.take() {
+            let _ = storing.join();
+        }
         let Some(db) = self.db.load_full() else { return };
-        let recent = self.recent.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if !recent.is_empty() {
-            let changes = std::mem::take(recent);
-            if let Err(e) = store(&db, &changes).and_then(|()| journal.clear().map_err(journal_error)) {
-                tracing::warn!(error = %e, "storage kept its last writes in its journal");
-            }
+        let frozen = self.frozen.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let fresh = std::mem::take(self.fresh.get_mut().unwrap_or_else(PoisonError::into_inner));
+        if frozen.is_empty() && fresh.is_empty() {
+            return;
+        }
+        let stored = store(&db, &frozen).and_then(|()| store(&db, &fresh));
+        if let Err(e) = stored.and_then(|()| committer.journal.clear().map_err(journal_error)) {
+            tracing::warn!(error = %e, "storage kept its last writes in its journal");
         }
     }
 }

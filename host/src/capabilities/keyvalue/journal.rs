@@ -1,23 +1,23 @@
 //! The embedded backend's write-ahead journal: what makes a group commit durable without
 //! redb's durable commit. Each group's changes (the final value of every key it changed,
 //! and what each namespace it touched now uses) go into one record, written and synced
-//! (`fdatasync`) before the group's writers hear back; redb then commits the group without
-//! syncing. Every so many records, a group commits durably in redb instead, and the journal
-//! starts over from its beginning.
+//! (`fdatasync`) before the group's writers hear back. redb stores them later, many groups
+//! in one durable commit (`durable`).
 //!
-//! A durable redb commit writes back every page the group changed (dozens for a few orders
-//! and their indexes); a record is the changes themselves, written once, in order, into a
-//! file whose blocks are already allocated. After a crash redb opens at its last durable
-//! commit, and replaying the journal's records in order brings back every acknowledged
-//! write: they hold values, not operations, so replaying a record that redb already holds
-//! changes nothing.
+//! The journal is two files used in turn. Records go to the active one until it is due (a
+//! few MiB or a few hundred records); then what it holds is stored in redb in the background
+//! while records go to the other, which the durable commit before made free. After a crash
+//! redb opens at its last durable commit, and replaying both files' records, the older file
+//! first, brings back every acknowledged write: records hold values, not operations, so
+//! replaying one that redb already holds changes nothing.
 //!
 //! A record is a header (its number, its payload's length, a CRC-32 of both and of the
-//! payload) and its changes. Recovery reads records from the start while each is whole and
-//! numbered one after the one before: a record cut by the crash (never acknowledged) ends
-//! the journal, and so do the older records a restart left after the newest ones.
+//! payload) and its changes. Records are numbered across both files. Recovery reads a file's
+//! records from its start while each is whole and numbered one after the one before: a
+//! record cut by the crash (never acknowledged) ends it, and so do the older records left
+//! behind the newest ones when a file was used again.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
@@ -25,13 +25,12 @@ use std::path::Path;
 /// A record's number (8 bytes), its payload's length (4) and their CRC-32 with the payload's (4).
 const HEADER: usize = 16;
 
-/// Past this many bytes of records, the next group commits durably in redb and the journal
-/// starts over; the file is this long from its start, so appending allocates no blocks.
+/// Past this many bytes of records a file is due; each file is this long from its start, so
+/// appending allocates no blocks.
 const CHECKPOINT_BYTES: u64 = 4 << 20;
 
-/// Past this many records, too: the pages that redb frees are reused only after a durable
-/// commit, so the database file would otherwise grow with many small writes.
-const CHECKPOINT_RECORDS: u64 = 1024;
+/// Past this many records, too: memory holds what they changed until redb does.
+const CHECKPOINT_RECORDS: u64 = 256;
 
 const SET: u8 = 1;
 const DELETE: u8 = 2;
@@ -46,67 +45,68 @@ pub(super) enum Change {
     Usage { namespace: String, keys: u64, bytes: u64 },
 }
 
-/// The journal file and where its next record goes.
+/// The journal's two files, and the record being built.
 pub(super) struct Journal {
-    file: File,
-    /// Where the next record goes.
-    at: u64,
+    files: [File; 2],
+    /// The file records go to.
+    active: usize,
     /// The number of the record written last.
     number: u64,
-    /// Records written since the last durable commit.
-    records: u64,
     /// The record being built: header space, then its changes.
     record: Vec<u8>,
 }
 
+/// One journal file and where its next record goes.
+struct File {
+    file: std::fs::File,
+    at: u64,
+    records: u64,
+}
+
 impl Journal {
-    /// Opens (or creates, readable by this user only) the journal at `path`, and returns the
-    /// changes of its records in order. Nothing may be appended until they are stored
-    /// durably and [`Journal::clear`] has emptied it.
+    /// Opens (or creates, readable by this user only) the journal's files `path`-a and
+    /// `path`-b, and returns the changes of their records in order. Nothing may be appended
+    /// until they are stored durably and [`Journal::clear`] has emptied both.
     pub(super) fn open(path: &Path) -> io::Result<(Self, Vec<Change>)> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
-        let mut journal = Self { file, at: 0, number: 0, records: 0, record: Vec::new() };
+        let open = |suffix: &str| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let options = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).clone();
+            options.open(name).map(|file| File { file, at: 0, records: 0 })
+        };
+        let mut journal = Self { files: [open("-a")?, open("-b")?], active: 0, number: 0, record: Vec::new() };
         let changes = journal.recover()?;
         Ok((journal, changes))
     }
 
-    /// The changes of every record a crash or a failed database left, in order.
+    /// The changes of every record a crash or a failed database left, the older file first.
     pub(super) fn recover(&mut self) -> io::Result<Vec<Change>> {
-        let mut bytes = vec![0; self.file.metadata()?.len() as usize];
-        self.file.read_exact_at(&mut bytes, 0)?;
-        let mut changes = Vec::new();
-        let (mut at, mut expected) = (0, None);
-        while let Some((number, payload)) = whole_record(&bytes[at..]) {
-            if expected.is_some_and(|n| n != number) {
-                break;
-            }
-            decode(payload, &mut changes).ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("journal record {number} is malformed"))
-            })?;
-            (at, expected) = (at + HEADER + payload.len(), Some(number + 1));
-        }
-        Ok(changes)
+        let mut chains = [self.files[0].chain()?, self.files[1].chain()?];
+        chains.sort_by_key(|(first, _)| *first);
+        Ok(chains.into_iter().flat_map(|(_, changes)| changes).collect())
     }
 
-    /// Empties the journal once everything it held is stored durably, and allocates its
-    /// blocks again (zeros, which end recovery), so that appending changes no metadata.
+    /// Empties both files once everything they held is stored durably.
     pub(super) fn clear(&mut self) -> io::Result<()> {
-        self.file.set_len(0)?;
-        self.file.write_all_at(&vec![0; CHECKPOINT_BYTES as usize], 0)?;
-        self.file.sync_all()?;
-        (self.at, self.records) = (0, 0);
+        for file in &mut self.files {
+            file.clear()?;
+        }
+        self.active = 0;
         Ok(())
     }
 
-    /// Whether the next group should commit durably in redb instead of being recorded here.
+    /// Whether the active file is due: what it holds should be stored in redb.
     pub(super) fn due(&self) -> bool {
-        self.at >= CHECKPOINT_BYTES || self.records >= CHECKPOINT_RECORDS
+        let active = &self.files[self.active];
+        active.at >= CHECKPOINT_BYTES || active.records >= CHECKPOINT_RECORDS
     }
 
-    /// After a durable commit holding everything recorded: the next record goes to the
-    /// start. The records after it are older, and recovery stops at the first of them.
-    pub(super) fn restart(&mut self) {
-        (self.at, self.records) = (0, 0);
+    /// Sends the next records to the other file, whose records redb must hold durably: it
+    /// starts over from its beginning.
+    pub(super) fn switch(&mut self) {
+        self.active = 1 - self.active;
+        let file = &mut self.files[self.active];
+        (file.at, file.records) = (0, 0);
     }
 
     /// Starts the next record.
@@ -149,20 +149,50 @@ impl Journal {
         self.record[..8].copy_from_slice(&number.to_le_bytes());
         self.record[8..12].copy_from_slice(&length.to_le_bytes());
         self.record[12..16].copy_from_slice(&crc.to_le_bytes());
-        let written = self.file.write_all_at(&self.record, self.at).and_then(|()| self.file.sync_data());
+        let file = &mut self.files[self.active];
+        let written = file.file.write_all_at(&self.record, file.at).and_then(|()| file.file.sync_data());
         if let Err(e) = written {
-            self.erase(self.at);
+            if let Err(e) = file.file.write_all_at(&[0; HEADER], file.at).and_then(|()| file.file.sync_data()) {
+                tracing::error!(error = %e, "cannot erase a journal record whose write failed");
+            }
             return Err(e);
         }
-        (self.number, self.at, self.records) = (number, self.at + self.record.len() as u64, self.records + 1);
+        self.number = number;
+        (file.at, file.records) = (file.at + self.record.len() as u64, file.records + 1);
         Ok(())
     }
+}
 
-    /// Zeros the header at `at` and syncs, as far as the disk allows.
-    fn erase(&self, at: u64) {
-        if let Err(e) = self.file.write_all_at(&[0; HEADER], at).and_then(|()| self.file.sync_data()) {
-            tracing::error!(error = %e, "cannot erase a journal record whose group failed");
+impl File {
+    /// The number of the file's first record (0: none) and the changes of its records.
+    fn chain(&self) -> io::Result<(u64, Vec<Change>)> {
+        let mut bytes = vec![0; self.file.metadata()?.len() as usize];
+        self.file.read_exact_at(&mut bytes, 0)?;
+        let mut changes = Vec::new();
+        let (mut at, mut first, mut expected) = (0, 0, None);
+        while let Some((number, payload)) = whole_record(&bytes[at..]) {
+            if expected.is_some_and(|n| n != number) {
+                break;
+            }
+            decode(payload, &mut changes).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("journal record {number} is malformed"))
+            })?;
+            if first == 0 {
+                first = number;
+            }
+            (at, expected) = (at + HEADER + payload.len(), Some(number + 1));
         }
+        Ok((first, changes))
+    }
+
+    /// Empties the file and allocates its blocks again (zeros, which end recovery), so that
+    /// appending changes no metadata.
+    fn clear(&mut self) -> io::Result<()> {
+        self.file.set_len(0)?;
+        self.file.write_all_at(&vec![0; CHECKPOINT_BYTES as usize], 0)?;
+        self.file.sync_all()?;
+        (self.at, self.records) = (0, 0);
+        Ok(())
     }
 }
 

@@ -46,31 +46,35 @@ fn records_come_back_in_order_with_values_deletions_and_usage() {
 fn a_record_cut_by_a_crash_ends_the_journal() {
     let (_dir, path, mut journal) = fresh();
     append(&mut journal, &[set("a", "1")]);
-    let second_at = journal.at;
+    let second_at = journal.files[0].at;
     append(&mut journal, &[set("b", "2")]);
     append(&mut journal, &[set("c", "3")]);
     // A byte of the second record's payload never reached the disk.
-    let file = OpenOptions::new().write(true).open(&path).unwrap();
+    let file = OpenOptions::new().write(true).open(path.with_extension("journal-a")).unwrap();
     file.write_all_at(&[0xff], second_at + HEADER as u64 + 3).unwrap();
     assert_eq!(reread(&path), vec![set("a", "1")]);
 }
 
 #[test]
-fn after_a_durable_commit_the_older_records_behind_the_newest_are_not_replayed() {
+fn the_older_file_replays_first_and_records_left_behind_newer_ones_never() {
     let (_dir, path, mut journal) = fresh();
-    for n in 0..5 {
-        append(&mut journal, &[set(&format!("old{n}"), "x")]);
+    for n in 0..3 {
+        append(&mut journal, &[set(&format!("a{n}"), "x")]);
     }
-    journal.restart();
-    append(&mut journal, &[set("new", "y")]);
-    assert_eq!(reread(&path), vec![set("new", "y")], "the old records after the new one are older");
+    journal.switch();
+    append(&mut journal, &[set("b0", "y")]);
+    append(&mut journal, &[set("b1", "y")]);
+    let in_order =
+        |keys: &[&str]| keys.iter().map(|k| set(k, if k.starts_with('a') { "x" } else { "y" })).collect::<Vec<_>>();
+    assert_eq!(reread(&path), in_order(&["a0", "a1", "a2", "b0", "b1"]));
 
-    // Nothing written since the durable commit: the old records replay, which changes nothing.
-    let (_dir, path, mut journal) = fresh();
-    append(&mut journal, &[set("a", "1")]);
-    append(&mut journal, &[set("a", "2")]);
-    journal.restart();
-    assert_eq!(reread(&path), vec![set("a", "1"), set("a", "2")]);
+    // Back to the first file: its new record comes after the other file's, and its old
+    // records after the new one are older, so they end it.
+    journal.switch();
+    append(&mut journal, &[set("c0", "z")]);
+    let mut want = in_order(&["b0", "b1"]);
+    want.push(set("c0", "z"));
+    assert_eq!(reread(&path), want);
 }
 
 #[test]
@@ -79,12 +83,15 @@ fn cleared_it_holds_nothing_and_is_due_after_enough_records() {
     append(&mut journal, &[set("a", "1")]);
     journal.clear().unwrap();
     assert!(reread(&path).is_empty());
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), CHECKPOINT_BYTES, "its blocks are allocated up front");
+    for suffix in ["journal-a", "journal-b"] {
+        let length = std::fs::metadata(path.with_extension(suffix)).unwrap().len();
+        assert_eq!(length, CHECKPOINT_BYTES, "its blocks are allocated up front");
+    }
     for _ in 0..CHECKPOINT_RECORDS {
         assert!(!journal.due());
         append(&mut journal, &[set("a", "1")]);
     }
     assert!(journal.due());
-    journal.restart();
+    journal.switch();
     assert!(!journal.due());
 }

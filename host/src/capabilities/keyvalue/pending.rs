@@ -29,7 +29,7 @@ pub(super) enum Seen<'a> {
 }
 
 impl Pending {
-    pub(super) fn get(&self, namespace: &str, bucket: &str, key: &str) -> Seen<'_> {
+    pub(super) fn get<'a>(&'a self, namespace: &str, bucket: &str, key: &str) -> Seen<'a> {
         let value = self.namespaces.get(namespace).and_then(|b| b.get(bucket)).and_then(|keys| keys.get(key));
         match value {
             None => Seen::Untouched,
@@ -100,5 +100,43 @@ impl Pending {
             }
         }
         Ok(())
+    }
+}
+
+/// Two generations of changes: what the newer says of a key wins over the older.
+#[derive(Clone, Copy)]
+pub(super) struct Layers<'a> {
+    pub(super) newer: &'a Pending,
+    pub(super) older: &'a Pending,
+}
+
+impl<'a> Layers<'a> {
+    pub(super) fn get(&self, namespace: &str, bucket: &str, key: &str) -> Seen<'a> {
+        match self.newer.get(namespace, bucket, key) {
+            Seen::Untouched => self.older.get(namespace, bucket, key),
+            changed => changed,
+        }
+    }
+
+    /// The changed keys of (namespace, bucket) from `from` on, in key order, each once.
+    pub(super) fn range(
+        &self,
+        namespace: &str,
+        bucket: &str,
+        from: &'a str,
+    ) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
+        let mut newer = self.newer.range(namespace, bucket, from).peekable();
+        let mut older = self.older.range(namespace, bucket, from).peekable();
+        std::iter::from_fn(move || match (newer.peek(), older.peek()) {
+            (Some((n, _)), Some((o, _))) if n <= o => {
+                if n == o {
+                    older.next();
+                }
+                newer.next()
+            }
+            (_, Some(_)) => older.next(),
+            (Some(_), None) => newer.next(),
+            (None, None) => None,
+        })
     }
 }

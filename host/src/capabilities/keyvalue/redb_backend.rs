@@ -72,7 +72,7 @@ impl Storage {
     }
 
     pub(crate) fn get(&self, scope: Scope, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        if let Seen::Changed(value) = self.inner.recent().entries.get(scope.namespace, scope.bucket, key) {
+        if let Seen::Changed(value) = self.inner.unstored().entries().get(scope.namespace, scope.bucket, key) {
             return Ok(value.map(<[u8]>::to_vec));
         }
         let txn = self.db()?.begin_read()?;
@@ -81,10 +81,11 @@ impl Storage {
     }
 
     pub(crate) fn get_many(&self, scope: Scope, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
-        let recent = self.inner.recent();
+        let unstored = self.inner.unstored();
+        let recent = unstored.entries();
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(ENTRIES)?;
-        let get = |key: &str| match recent.entries.get(scope.namespace, scope.bucket, key) {
+        let get = |key: &str| match recent.get(scope.namespace, scope.bucket, key) {
             Seen::Changed(value) => Ok(value.map(<[u8]>::to_vec)),
             Seen::Untouched => Ok(table.get((scope.namespace, scope.bucket, key))?.map(|v| v.value().to_vec())),
         };
@@ -152,11 +153,11 @@ impl Storage {
         skip: usize,
         mut visit: impl FnMut(&str, &[u8]) -> bool,
     ) -> Result<(), StorageError> {
-        let recent = self.inner.recent();
+        let unstored = self.inner.unstored();
         let txn = self.db()?.begin_read()?;
         let table = txn.open_table(ENTRIES)?;
         let from = after.filter(|a| *a > prefix).unwrap_or(prefix);
-        let mut changed = recent.entries.range(scope.namespace, scope.bucket, from).peekable();
+        let mut changed = unstored.entries().range(scope.namespace, scope.bucket, from).peekable();
         let mut stored = table.range((scope.namespace, scope.bucket, from)..)?;
         let mut head = next_in(&mut stored, scope)?;
         let mut skipped = 0;
