@@ -20,6 +20,7 @@
 //! and, while that fails, before each later write. A journal record that cannot be written
 //! fails the group it holds and nothing else.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
@@ -49,6 +50,20 @@ pub(super) struct Recent {
 impl Recent {
     fn is_empty(&self) -> bool {
         self.entries.is_empty() && self.usage.is_empty()
+    }
+
+    /// Takes in what a later group changed: where both changed something, the later wins.
+    fn absorb(&mut self, later: Recent) {
+        self.entries.absorb(later.entries);
+        self.usage.absorb(later.usage);
+    }
+
+    /// Writes these changes as the journal's next record; false if there are none.
+    fn record(&self, journal: &mut Journal) -> bool {
+        journal.begin();
+        self.entries.record(journal);
+        self.usage.record(journal);
+        !journal.is_empty()
     }
 }
 
@@ -168,12 +183,12 @@ impl Inner {
     fn idle(&self) -> bool {
         let mut committer = self.committer.lock().unwrap_or_else(PoisonError::into_inner);
         self.stored(&mut committer);
-        if let Ok(db) = self.db()
-            && !self.unstored().fresh.is_empty()
-        {
+        let Ok(db) = self.db() else { return true };
+        let fresh = !self.unstored().fresh.is_empty();
+        if fresh {
             self.store_in_background(&mut committer, db);
         }
-        committer.storing.is_some() || !self.unstored().frozen.is_empty() || self.db().is_err()
+        committer.storing.is_some() || !self.unstored().frozen.is_empty()
     }
 
     fn apply(
@@ -184,27 +199,22 @@ impl Inner {
     ) -> Result<Vec<Result<Written, StorageError>>, StorageError> {
         let txn = db.begin_read()?;
         let (entries, usage_table) = (txn.open_table(ENTRIES)?, txn.open_table(USAGE)?);
-        let (mut pending, mut usage) = (Pending::default(), Usage::default());
+        let mut group = Recent::default();
         let results = {
             let unstored = self.unstored();
             let mut tables = Tables {
                 entries: &entries,
                 recent: unstored.entries(),
-                pending: &mut pending,
+                pending: &mut group.entries,
                 usage_table: &usage_table,
                 recent_usage: unstored.usage(),
-                usage: &mut usage,
+                usage: &mut group.usage,
             };
             writes.iter().map(|write| write.apply(&mut tables)).collect::<Result<Vec<_>, _>>()?
         };
-        journal.begin();
-        pending.record(journal);
-        usage.record(journal);
-        if !journal.is_empty() {
+        if group.record(journal) {
             journal.append().map_err(journal_error)?;
-            let mut fresh = self.fresh.write().unwrap_or_else(PoisonError::into_inner);
-            fresh.entries.absorb(pending);
-            fresh.usage.absorb(usage);
+            self.fresh.write().unwrap_or_else(PoisonError::into_inner).absorb(group);
         }
         Ok(results)
     }
@@ -288,14 +298,16 @@ fn store(db: &Database, recent: &Recent) -> Result<(), StorageError> {
 }
 
 /// Stores durably the changes the journal held, in order, then empties it.
-fn recover(db: &Database, journal: &mut Journal, changes: Vec<Change>) -> Result<(), StorageError> {
+fn recover(db: &Database, journal: &mut Journal, changes: Vec<Change<'static>>) -> Result<(), StorageError> {
     if !changes.is_empty() {
         let count = changes.len();
         let mut recent = Recent::default();
         for change in changes {
             match change {
-                Change::Entry { namespace, bucket, key, value } => recent.entries.put(&namespace, &bucket, key, value),
-                Change::Usage { namespace, keys, bytes } => recent.usage.set(namespace, (keys, bytes)),
+                Change::Entry { namespace, bucket, key, value } => {
+                    recent.entries.put(&namespace, &bucket, key.into_owned(), value.map(Cow::into_owned));
+                }
+                Change::Usage { namespace, keys, bytes } => recent.usage.set(namespace.into_owned(), (keys, bytes)),
             }
         }
         store(db, &recent)?;

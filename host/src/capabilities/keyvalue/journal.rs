@@ -17,10 +17,13 @@
 //! record cut by the crash (never acknowledged) ends it, and so do the older records left
 //! behind the newest ones when a file was used again.
 
+use std::borrow::Cow;
 use std::fs::OpenOptions;
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
+
+use serde::{Deserialize, Serialize};
 
 /// A record's number (8 bytes), its payload's length (4) and their CRC-32 with the payload's (4).
 const HEADER: usize = 16;
@@ -32,17 +35,14 @@ const CHECKPOINT_BYTES: u64 = 4 << 20;
 /// Past this many records, too: memory holds what they changed until redb does.
 const CHECKPOINT_RECORDS: u64 = 256;
 
-const SET: u8 = 1;
-const DELETE: u8 = 2;
-const USAGE: u8 = 3;
-
-/// One change a record holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Change {
+/// One change a record holds, in postcard one after the other: borrowed while a record is
+/// written, owned once read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) enum Change<'a> {
     /// The key now holds this value (None: it was deleted).
-    Entry { namespace: String, bucket: String, key: String, value: Option<Vec<u8>> },
+    Entry { namespace: Cow<'a, str>, bucket: Cow<'a, str>, key: Cow<'a, str>, value: Option<Cow<'a, [u8]>> },
     /// The namespace now uses this many keys and bytes.
-    Usage { namespace: String, keys: u64, bytes: u64 },
+    Usage { namespace: Cow<'a, str>, keys: u64, bytes: u64 },
 }
 
 /// The journal's two files, and the record being built.
@@ -61,18 +61,20 @@ struct File {
     file: std::fs::File,
     at: u64,
     records: u64,
+    /// All zeros from its start to its full length: clearing it has nothing to do.
+    blank: bool,
 }
 
 impl Journal {
     /// Opens (or creates, readable by this user only) the journal's files `path`-a and
     /// `path`-b, and returns the changes of their records in order. Nothing may be appended
     /// until they are stored durably and [`Journal::clear`] has emptied both.
-    pub(super) fn open(path: &Path) -> io::Result<(Self, Vec<Change>)> {
+    pub(super) fn open(path: &Path) -> io::Result<(Self, Vec<Change<'static>>)> {
         let open = |suffix: &str| {
             let mut name = path.as_os_str().to_owned();
             name.push(suffix);
             let options = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).clone();
-            options.open(name).map(|file| File { file, at: 0, records: 0 })
+            options.open(name).map(|file| File { file, at: 0, records: 0, blank: false })
         };
         let mut journal = Self { files: [open("-a")?, open("-b")?], active: 0, number: 0, record: Vec::new() };
         let changes = journal.recover()?;
@@ -80,7 +82,7 @@ impl Journal {
     }
 
     /// The changes of every record a crash or a failed database left, the older file first.
-    pub(super) fn recover(&mut self) -> io::Result<Vec<Change>> {
+    pub(super) fn recover(&mut self) -> io::Result<Vec<Change<'static>>> {
         let mut chains = [self.files[0].chain()?, self.files[1].chain()?];
         chains.sort_by_key(|(first, _)| *first);
         Ok(chains.into_iter().flat_map(|(_, changes)| changes).collect())
@@ -117,21 +119,18 @@ impl Journal {
 
     /// Records that `key` now holds `value` (None: deleted).
     pub(super) fn entry(&mut self, namespace: &str, bucket: &str, key: &str, value: Option<&[u8]>) {
-        self.record.push(if value.is_some() { SET } else { DELETE });
-        for text in [namespace, bucket, key] {
-            put_bytes(&mut self.record, text.as_bytes());
-        }
-        if let Some(value) = value {
-            put_bytes(&mut self.record, value);
-        }
+        let (namespace, bucket, key) = (Cow::Borrowed(namespace), Cow::Borrowed(bucket), Cow::Borrowed(key));
+        self.add(&Change::Entry { namespace, bucket, key, value: value.map(Cow::Borrowed) });
     }
 
     /// Records what `namespace` now uses.
     pub(super) fn usage(&mut self, namespace: &str, keys: u64, bytes: u64) {
-        self.record.push(USAGE);
-        put_bytes(&mut self.record, namespace.as_bytes());
-        self.record.extend_from_slice(&keys.to_le_bytes());
-        self.record.extend_from_slice(&bytes.to_le_bytes());
+        self.add(&Change::Usage { namespace: Cow::Borrowed(namespace), keys, bytes });
+    }
+
+    fn add(&mut self, change: &Change) {
+        let record = std::mem::take(&mut self.record);
+        self.record = postcard::to_extend(change, record).expect("a journal change always serializes");
     }
 
     /// Whether the record begun holds no change.
@@ -158,16 +157,17 @@ impl Journal {
             return Err(e);
         }
         self.number = number;
-        (file.at, file.records) = (file.at + self.record.len() as u64, file.records + 1);
+        (file.at, file.records, file.blank) = (file.at + self.record.len() as u64, file.records + 1, false);
         Ok(())
     }
 }
 
 impl File {
     /// The number of the file's first record (0: none) and the changes of its records.
-    fn chain(&self) -> io::Result<(u64, Vec<Change>)> {
+    fn chain(&mut self) -> io::Result<(u64, Vec<Change<'static>>)> {
         let mut bytes = vec![0; self.file.metadata()?.len() as usize];
         self.file.read_exact_at(&mut bytes, 0)?;
+        self.blank = bytes.len() as u64 == CHECKPOINT_BYTES && bytes.iter().all(|&b| b == 0);
         let mut changes = Vec::new();
         let (mut at, mut first, mut expected) = (0, 0, None);
         while let Some((number, payload)) = whole_record(&bytes[at..]) {
@@ -186,12 +186,14 @@ impl File {
     }
 
     /// Empties the file and allocates its blocks again (zeros, which end recovery), so that
-    /// appending changes no metadata.
+    /// appending changes no metadata; a blank file (a clean stop left it so) stays as it is.
     fn clear(&mut self) -> io::Result<()> {
-        self.file.set_len(0)?;
-        self.file.write_all_at(&vec![0; CHECKPOINT_BYTES as usize], 0)?;
-        self.file.sync_all()?;
-        (self.at, self.records) = (0, 0);
+        if !self.blank {
+            self.file.set_len(0)?;
+            self.file.write_all_at(&vec![0; CHECKPOINT_BYTES as usize], 0)?;
+            self.file.sync_all()?;
+        }
+        (self.at, self.records, self.blank) = (0, 0, true);
         Ok(())
     }
 }
@@ -214,45 +216,14 @@ fn whole_record(bytes: &[u8]) -> Option<(u64, &[u8])> {
     (number != 0 && checksum(number, length, payload) == crc).then_some((number, payload))
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    out.extend_from_slice(bytes);
-}
-
 /// Reads a payload's changes into `changes`; None if it is malformed.
-fn decode(mut payload: &[u8], changes: &mut Vec<Change>) -> Option<()> {
-    while let Some((&tag, rest)) = payload.split_first() {
-        payload = rest;
-        let namespace = text(&mut payload)?;
-        let change = match tag {
-            SET | DELETE => {
-                let (bucket, key) = (text(&mut payload)?, text(&mut payload)?);
-                let value = if tag == SET { Some(bytes(&mut payload)?.to_vec()) } else { None };
-                Change::Entry { namespace, bucket, key, value }
-            }
-            USAGE => Change::Usage { namespace, keys: number(&mut payload)?, bytes: number(&mut payload)? },
-            _ => return None,
-        };
+fn decode(mut payload: &[u8], changes: &mut Vec<Change<'static>>) -> Option<()> {
+    while !payload.is_empty() {
+        let (change, rest) = postcard::take_from_bytes(payload).ok()?;
         changes.push(change);
+        payload = rest;
     }
     Some(())
-}
-
-fn bytes<'a>(payload: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let length = u32::from_le_bytes(payload.get(..4)?.try_into().ok()?) as usize;
-    let bytes = payload.get(4..4 + length)?;
-    *payload = &payload[4 + length..];
-    Some(bytes)
-}
-
-fn text(payload: &mut &[u8]) -> Option<String> {
-    String::from_utf8(bytes(payload)?.to_vec()).ok()
-}
-
-fn number(payload: &mut &[u8]) -> Option<u64> {
-    let value = u64::from_le_bytes(payload.get(..8)?.try_into().ok()?);
-    *payload = &payload[8..];
-    Some(value)
 }
 
 #[cfg(test)]

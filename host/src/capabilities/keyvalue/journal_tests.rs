@@ -1,11 +1,12 @@
 use super::*;
 
-fn set(key: &str, value: &str) -> Change {
-    Change::Entry { namespace: "ns".into(), bucket: "b".into(), key: key.into(), value: Some(value.into()) }
+fn set(key: &str, value: &str) -> Change<'static> {
+    let (key, value) = (key.to_string().into(), Some(value.as_bytes().to_vec().into()));
+    Change::Entry { namespace: "ns".into(), bucket: "b".into(), key, value }
 }
 
-fn deleted(key: &str) -> Change {
-    Change::Entry { namespace: "ns".into(), bucket: "b".into(), key: key.into(), value: None }
+fn deleted(key: &str) -> Change<'static> {
+    Change::Entry { namespace: "ns".into(), bucket: "b".into(), key: key.to_string().into(), value: None }
 }
 
 /// Appends one record holding `changes`.
@@ -29,7 +30,7 @@ fn fresh() -> (tempfile::TempDir, std::path::PathBuf, Journal) {
     (dir, path, journal)
 }
 
-fn reread(path: &Path) -> Vec<Change> {
+fn reread(path: &Path) -> Vec<Change<'static>> {
     Journal::open(path).unwrap().1
 }
 
