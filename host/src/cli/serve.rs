@@ -32,6 +32,7 @@ use crate::runtime::Engines;
 const DEFAULT_CONFIG: &str = "trellis.toml";
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    crate::runtime::return_large_buffers();
     let mut config = match &args.config {
         Some(path) => Config::load(path, true)?,
         None => Config::load(Path::new(DEFAULT_CONFIG), false)?,

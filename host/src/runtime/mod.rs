@@ -8,7 +8,7 @@ mod fault;
 mod store;
 
 pub use engine::Engines;
-pub(crate) use engine::release_freed_memory;
+pub(crate) use engine::{release_freed_memory, return_large_buffers};
 pub(crate) use fault::{Fault, Unavailable, reason};
 pub use store::CallContext;
 pub(crate) use store::{HostState, add_to_linker, new_store};
