@@ -117,7 +117,7 @@ pub(crate) enum Written {
 }
 
 /// Keys and bytes per namespace within one transaction: read once, written back at its end.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct Usage {
     namespaces: HashMap<String, (u64, u64)>,
 }

@@ -41,7 +41,7 @@ use super::reserved::Sequences;
 const REOPEN_WAIT: Duration = Duration::from_secs(5);
 
 /// What groups changed since the last durable commit to redb.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct Recent {
     pub(super) entries: Pending,
     pub(super) usage: Usage,
@@ -178,17 +178,19 @@ impl Inner {
         Ok(results)
     }
 
-    /// Once writes stop: has redb store what is fresh, so that it alone holds everything while
-    /// the host is idle. Answers whether something is left to do.
+    /// Once writes stop: has redb store what it does not hold yet (a frozen store that failed
+    /// first), so that it alone holds everything while the host is idle. Answers whether
+    /// something is left to do.
     fn idle(&self) -> bool {
         let mut committer = self.committer.lock().unwrap_or_else(PoisonError::into_inner);
         self.stored(&mut committer);
         let Ok(db) = self.db() else { return true };
-        let fresh = !self.unstored().fresh.is_empty();
-        if fresh {
+        let unstored = !self.fresh.read().unwrap_or_else(PoisonError::into_inner).is_empty()
+            || !self.frozen.read().unwrap_or_else(PoisonError::into_inner).is_empty();
+        if unstored {
             self.store_in_background(&mut committer, db);
         }
-        committer.storing.is_some() || !self.unstored().frozen.is_empty()
+        unstored || committer.storing.is_some()
     }
 
     fn apply(
@@ -276,13 +278,14 @@ impl Drop for Inner {
             let _ = storing.join();
         }
         let Some(db) = self.db.load_full() else { return };
-        let frozen = self.frozen.read().unwrap_or_else(PoisonError::into_inner).clone();
-        let fresh = std::mem::take(self.fresh.get_mut().unwrap_or_else(PoisonError::into_inner));
-        if frozen.is_empty() && fresh.is_empty() {
+        // The store thread has ended: the frozen changes are this Inner's alone.
+        let frozen = std::mem::take(&mut *self.frozen.write().unwrap_or_else(PoisonError::into_inner));
+        let mut all = Arc::unwrap_or_clone(frozen);
+        all.absorb(std::mem::take(self.fresh.get_mut().unwrap_or_else(PoisonError::into_inner)));
+        if all.is_empty() {
             return;
         }
-        let stored = store(&db, &frozen).and_then(|()| store(&db, &fresh));
-        if let Err(e) = stored.and_then(|()| committer.journal.clear().map_err(journal_error)) {
+        if let Err(e) = store(&db, &all).and_then(|()| committer.journal.clear().map_err(journal_error)) {
             tracing::warn!(error = %e, "storage kept its last writes in its journal");
         }
     }

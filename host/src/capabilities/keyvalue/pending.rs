@@ -15,7 +15,7 @@ use super::journal::Journal;
 type Keys = BTreeMap<String, Option<Vec<u8>>>;
 
 /// namespace -> bucket -> its changed keys.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct Pending {
     namespaces: BTreeMap<String, BTreeMap<String, Keys>>,
 }
